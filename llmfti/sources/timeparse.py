@@ -1,0 +1,30 @@
+"""Parsing event times and as-of points: ISO-8601 dates/times and epoch seconds, always UTC-aware."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+
+def parse_time(value) -> datetime:
+    """ISO-8601 string (date or datetime, 'Z' allowed), epoch seconds, date or datetime -> aware UTC.
+    Naive values are taken as UTC. Raises ValueError on anything else."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
+    elif isinstance(value, str) and value.strip():
+        text = value.strip()
+        if text.endswith("Z"):
+            text = text[:-1] + "+00:00"
+        dt = datetime.fromisoformat(text)
+    else:
+        raise ValueError(f"not a time: {value!r}")
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=timezone.utc)
+    return dt.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,202 @@
+"""FeatureGroup: one schema/logic version of a feature group and its data commits.
+
+A *version* (NAME:N) is fixed to one embedder and one chunker; *commits* are LanceDB table versions,
+one per ingest run that changed something. Reads can be pinned with `as_of`: a commit number, a tag,
+or an ingestion time (the last commit made at or before it), so late-arriving data never leaks into
+something re-created from a pinned read.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from llmfti.errors import ConfigError, NotFoundError
+from llmfti.sources.timeparse import parse_time
+
+
+class FeatureGroup:
+    def __init__(self, store, name: str, version: int):
+        self.store = store
+        self.name = name
+        self.version = version
+        self._info: dict | None = None
+
+    def __repr__(self) -> str:
+        return f"FeatureGroup({self.key!r})"
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}:{self.version}"
+
+    @property
+    def table_name(self) -> str:
+        return f"fg__{self.name}__v{self.version}"
+
+    @property
+    def info(self) -> dict | None:
+        if self._info is None:
+            self._info = self.store.meta(self.name, self.version)
+        return self._info
+
+    @property
+    def config(self):
+        from llmfti.config.features import FeatureConfig
+
+        if self.info is None:
+            raise NotFoundError(f"feature group {self.key} does not exist")
+        return FeatureConfig.model_validate_json(self.info["config"])
+
+    def has_data(self) -> bool:
+        return self.table_name in _table_names(self.store.db)
+
+    def table(self):
+        if not self.has_data():
+            raise NotFoundError(f"feature group {self.key} has no data yet", hint=f"llmfti ingest PATH --feature-group {self.name}")
+        return self.store.db.open_table(self.table_name)
+
+    def embedder(self):
+        """The embedder this version was written with (dtype pinned), for queries and re-ingests."""
+        from llmfti.models.embedders import load_embedder
+
+        return load_embedder(self.config.embedder, self.store.home)
+
+    # --- ingest -----------------------------------------------------------------------------------
+    def ingest(self, paths: list[str], config=None, *, sync: bool = False, progress: bool = False, embedder=None):
+        """Ingest files/dirs/globs: one atomic commit at most. See llmfti.store.ingest.run_ingest."""
+        from llmfti.store.ingest import run_ingest
+
+        return run_ingest(self, paths, config=config, sync=sync, progress=progress, embedder=embedder)
+
+    # --- time travel ------------------------------------------------------------------------------
+    def versions_log(self) -> list[dict[str, Any]]:
+        out = []
+        for v in self.table().list_versions():
+            ts = v["timestamp"]
+            # lancedb returns naive local time (datetime.fromtimestamp); make it aware UTC.
+            ts = ts.astimezone(timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
+            out.append({"commit": int(v["version"]), "timestamp": ts, "rows": int(v.get("metadata", {}).get("total_rows", -1))})
+        return out
+
+    def tags(self) -> dict[str, int]:
+        return {name: int(t["version"]) for name, t in self.table().tags.list().items()}
+
+    def resolve_commit(self, as_of=None) -> int:
+        """Commit number for `as_of`: None (latest), an int/'12' (commit), a tag, or an ISO-8601 time."""
+        log = self.versions_log()
+        if as_of is None or as_of == "latest":
+            return log[-1]["commit"]
+        if isinstance(as_of, int) or (isinstance(as_of, str) and as_of.isdigit()):
+            commit = int(as_of)
+            if commit not in {v["commit"] for v in log}:
+                raise NotFoundError(f"{self.key} has no commit {commit} (commits {log[0]['commit']}..{log[-1]['commit']})")
+            return commit
+        if isinstance(as_of, str) and as_of in (tags := self.tags()):
+            return tags[as_of]
+        try:
+            when = parse_time(as_of)
+        except (ValueError, TypeError):
+            raise NotFoundError(f"{as_of!r} is neither a commit, a tag of {self.key}, nor an ISO-8601 time") from None
+        eligible = [v["commit"] for v in log if v["timestamp"] <= when]
+        if not eligible:
+            raise NotFoundError(f"{self.key} had no commit at or before {when.isoformat()} (first: {log[0]['timestamp'].isoformat()})")
+        return eligible[-1]
+
+    def as_of(self, as_of=None):
+        """The LanceDB table checked out at the resolved commit (read-only view)."""
+        tbl = self.table()
+        commit = self.resolve_commit(as_of)
+        if commit != tbl.version:
+            tbl.checkout(commit)
+        return tbl
+
+    def read(self, as_of=None, columns: list[str] | None = None, where: str | None = None):
+        """All rows at a pinned commit as an Arrow table."""
+        tbl = self.as_of(as_of)
+        query = tbl.search()
+        if where:
+            query = query.where(where)
+        if columns:
+            query = query.select(columns)
+        return query.limit(None).to_arrow()
+
+    def tag(self, commit, tag: str) -> int:
+        if not tag or tag.isdigit():
+            raise ConfigError(f"invalid tag {tag!r}: a tag must not be empty or all digits (those are commits)")
+        commit = self.resolve_commit(commit)
+        tbl = self.table()
+        if tag in self.tags():
+            raise ConfigError(f"tag {tag!r} already exists on {self.key} (commit {self.tags()[tag]}); tags are immutable")
+        tbl.tags.create(tag, commit)
+        return commit
+
+    def history(self) -> list[dict[str, Any]]:
+        """Data commits with time and row count, annotated with the ingest run that made them."""
+        runs = {r["summary"].get("data_commit"): r for r in self.store.runs(self.key)} if self.has_data() else {}
+        index_commits = {c for r in runs.values() for c in range((r["summary"].get("data_commit") or 0) + 1, (r["commit"] or 0) + 1)}
+        tags_by_commit: dict[int, list[str]] = {}
+        for name, commit in self.tags().items():
+            tags_by_commit.setdefault(commit, []).append(name)
+        out = []
+        for v in self.versions_log():
+            run = runs.get(v["commit"])
+            out.append(
+                {
+                    "commit": v["commit"],
+                    "ingested_at": v["timestamp"].isoformat(),
+                    "rows": v["rows"],
+                    "tags": sorted(tags_by_commit.get(v["commit"], [])),
+                    "change": "data" if run else ("index" if v["commit"] in index_commits else "unknown"),
+                    "run_id": run["run_id"] if run else None,
+                    "summary": run["summary"]["documents"] if run else None,
+                }
+            )
+        return out
+
+    def describe(self) -> dict[str, Any]:
+        info = dict(self.info or {})
+        if not info:
+            raise NotFoundError(f"feature group {self.key} does not exist")
+        out = {
+            "name": self.name,
+            "version": self.version,
+            "kind": info["kind"],
+            "description": info["description"],
+            "created_at": _iso(info["created_at"]),
+            "embedder": {"id": info["embedder_id"], "fingerprint": info["embedder_fingerprint"], "dtype": info["embedder_dtype"], "dimension": info["dimension"]},
+            "chunker": {**json.loads(info["chunker"]), "fingerprint": info["chunker_fingerprint"]},
+            "schema": None,
+            "rows": 0,
+            "latest_commit": None,
+            "tags": {},
+            "indices": [],
+        }
+        if self.has_data():
+            tbl = self.table()
+            out["schema"] = {f.name: str(f.type) for f in tbl.schema}
+            out["rows"] = tbl.count_rows()
+            out["latest_commit"] = tbl.version
+            out["tags"] = self.tags()
+            out["indices"] = [{"name": i.name, "type": i.index_type, "columns": list(i.columns)} for i in tbl.list_indices()]
+        return out
+
+    def search(self, query: str, k: int = 5, *, as_of=None, hybrid: bool = False, where: str | None = None, embedder=None):
+        from llmfti.store.search import search
+
+        return search(self, query, k=k, as_of=as_of, hybrid=hybrid, where=where, embedder=embedder)
+
+
+def _iso(value) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).isoformat()
+    return str(value)
+
+
+def _table_names(db) -> list[str]:
+    if hasattr(db, "list_tables"):
+        result = db.list_tables()
+        return list(getattr(result, "tables", result))
+    return list(db.table_names())

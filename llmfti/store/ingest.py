@@ -1,0 +1,252 @@
+"""The document feature pipeline's core: load -> clean -> chunk -> embed -> one atomic commit.
+
+Incremental: a document whose content hash is unchanged is skipped without embedding; a changed
+document has its chunks replaced; documents missing from the sources are deleted only with
+`sync=True`. All writes of a run land in ONE LanceDB commit (a merge-insert that inserts the new
+chunks and deletes the replaced ones), so a process killed at any point leaves the table at its last
+commit, and a re-run finishes the job with nothing lost or duplicated. A run that changes nothing
+makes no commit.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+from llmfti.config.features import FeatureConfig
+from llmfti.errors import IncompatibleError
+from llmfti.hashing import sha256_text
+from llmfti.sources.loaders import QuarantineItem, SourceDocument, load_sources
+from llmfti.sources.timeparse import utcnow
+from llmfti.store.feature_store import QUARANTINE, RUNS, sql_quote
+from llmfti.store.schema import QUARANTINE_SCHEMA, RUNS_SCHEMA, feature_group_schema
+from llmfti.transforms.model_independent.clean import clean_text
+from llmfti.transforms.registry import get_chunker
+
+
+@dataclass
+class IngestSummary:
+    feature_group: str
+    run_id: str
+    documents: dict = field(default_factory=lambda: dict.fromkeys(["seen", "added", "updated", "unchanged", "deleted", "quarantined"], 0))
+    chunks_written: int = 0
+    chunks_deleted: int = 0
+    commit: int | None = None  # the table version after this run and its index maintenance (None: no data)
+    data_commit: int | None = None  # the version holding this run's data change, when it made one
+    committed: bool = False  # whether this run made a data commit
+    duration_s: float = 0.0
+    quarantine: list[dict] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _resolve_config(fg, config: FeatureConfig | None, embedder) -> tuple[FeatureConfig, object]:
+    """The stored config pins an existing version; a given config must produce the same fingerprints."""
+    from llmfti.models.embedders import load_embedder
+
+    stored = fg.config if fg.info else None
+    config = config or stored or FeatureConfig()
+    if stored and config.embedder.dtype == "auto":
+        # 'auto' means "whatever the version was created with": the dtype is part of the vectors.
+        config = config.model_copy(update={"embedder": config.embedder.model_copy(update={"dtype": stored.embedder.dtype})})
+    embedder = embedder or load_embedder(config.embedder, fg.store.home)
+    return config, embedder
+
+
+def _check_compatible(fg, config: FeatureConfig, embedder, chunker) -> None:
+    info = fg.info
+    nxt = f"--version {max(fg.store.versions(fg.name)) + 1}"
+    if info["kind"] != config.kind:
+        raise IncompatibleError(f"{fg.key} holds {info['kind']}, not {config.kind}; create a new version with {nxt}")
+    if info["embedder_fingerprint"] != embedder.fingerprint:
+        raise IncompatibleError(
+            f"{fg.key} was written with embedder {info['embedder_id']} ({info['embedder_dtype']}, fingerprint "
+            f"{info['embedder_fingerprint'][:16]}); this run's embedder is {embedder.id} ({embedder.dtype}, fingerprint "
+            f"{embedder.fingerprint[:16]}). Vectors from two embedders cannot share a version: create {nxt}."
+        )
+    if info["chunker_fingerprint"] != chunker.fingerprint:
+        raise IncompatibleError(
+            f"{fg.key} was chunked with {info['chunker']} (fingerprint {info['chunker_fingerprint'][:12]}); this run's "
+            f"chunker is {config.chunker.model_dump_json()} (fingerprint {chunker.fingerprint[:12]}). Create {nxt}."
+        )
+
+
+def _register(fg, config: FeatureConfig, embedder, chunker) -> None:
+    pinned = config.model_copy(update={"embedder": config.embedder.model_copy(update={"dtype": embedder.dtype})})
+    fg.store.register_meta(
+        {
+            "key": fg.key, "name": fg.name, "version": fg.version, "kind": config.kind, "table_name": fg.table_name,
+            "embedder_id": embedder.id, "embedder_fingerprint": embedder.fingerprint, "embedder_dtype": embedder.dtype,
+            "dimension": embedder.dimension, "chunker": config.chunker.model_dump_json(),
+            "chunker_fingerprint": chunker.fingerprint, "config": pinned.model_dump_json(),
+            "description": config.description, "created_at": utcnow(),
+        }
+    )
+    fg._info = None
+
+
+def doc_hash(doc: SourceDocument, text: str) -> str:
+    # A file's mtime is not content: touching a file must not re-embed it. An explicit date is content.
+    explicit = doc.event_time.isoformat() if doc.event_time_explicit else ""
+    return sha256_text(text, json.dumps(doc.metadata, sort_keys=True, default=str), explicit, json.dumps(doc.fields, sort_keys=True))
+
+
+def _existing_hashes(fg) -> dict[str, str]:
+    if not fg.has_data():
+        return {}
+    arrow = fg.table().search().select(["doc_id", "doc_hash"]).limit(None).to_arrow()
+    return dict(zip(arrow.column("doc_id").to_pylist(), arrow.column("doc_hash").to_pylist()))
+
+
+def _chunk_rows(docs: list[tuple[SourceDocument, str, str]], chunker, kind: str, run_id: str, ingested_at: datetime) -> tuple[list[dict], list[str]]:
+    rows, embed_texts = [], []
+    for doc, text, dhash in docs:
+        chunks = chunker.chunk(text) if kind == "documents" else None
+        if kind == "records":
+            from llmfti.transforms.model_independent.chunk import Chunk
+
+            chunks = [Chunk(text, [], 0, 0)]
+        seen: dict[str, int] = {}
+        for chunk in chunks:
+            n = seen[chunk.text] = seen.get(chunk.text, -1) + 1
+            # Repeated identical chunks in one document get an occurrence suffix so ids stay unique.
+            chunk_id = sha256_text(doc.doc_id, chunk.text, chunker.fingerprint, str(n) if n else "")[:32]
+            row = {
+                "chunk_id": chunk_id, "doc_id": doc.doc_id, "source": doc.source, "chunk_index": chunk.index,
+                "heading_path": " > ".join(chunk.heading_path), "text": chunk.text, "doc_hash": dhash,
+                "event_time": doc.event_time, "ingested_at": ingested_at,
+                "metadata": json.dumps(doc.metadata, sort_keys=True, default=str), "run_id": run_id,
+            }
+            if kind == "records":
+                row.update(doc.fields)
+            rows.append(row)
+            embed_texts.append(chunk.embed_text)
+    return rows, embed_texts
+
+
+def _progress(enabled: bool):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(), console=Console(stderr=True), disable=not enabled, transient=False,
+    )
+
+
+def _write_quarantine(fg, run_id: str, items: list[QuarantineItem]) -> None:
+    if not items:
+        return
+    import pyarrow as pa
+
+    now = utcnow()
+    rows = [{"run_id": run_id, "feature_group": fg.key, "source": q.source, "reason": q.reason, "detail": q.detail, "raw": q.raw, "quarantined_at": now} for q in items]
+    fg.store.system_table(QUARANTINE).add(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+
+
+def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: int) -> bool:
+    """Apply all changes as one table version. Returns whether a commit was made."""
+    import pyarrow as pa
+
+    schema = feature_group_schema(dim, kind)
+    data = pa.Table.from_pylist(rows, schema=schema)
+    if not fg.has_data():
+        if not rows:
+            return False
+        fg.store.db.create_table(fg.table_name, data=data, schema=schema)
+        return True
+    if not rows and not replace_doc_ids:
+        return False
+    tbl = fg.table()
+    scope = "doc_id IN (" + ", ".join(sql_quote(d) for d in replace_doc_ids) + ")"
+    if not rows:
+        tbl.delete(scope)
+        return True
+    merge = tbl.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
+    if replace_doc_ids:
+        merge = merge.when_not_matched_by_source_delete(scope)
+    merge.execute(data)
+    return True
+
+
+def run_ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, sync: bool = False, progress: bool = False, embedder=None) -> IngestSummary:
+    started = time.perf_counter()
+    run_id = uuid.uuid4().hex[:16]
+    ingested_at = utcnow()
+    summary = IngestSummary(feature_group=fg.key, run_id=run_id)
+    config, embedder = _resolve_config(fg, config, embedder)
+    chunker = get_chunker(config.chunker.name)(config.chunker, embedder.token_offsets, embedder.tokenizer_fingerprint)
+    if fg.info is not None:
+        _check_compatible(fg, config, embedder, chunker)
+
+    docs: list[tuple[SourceDocument, str, str]] = []
+    quarantined: list[QuarantineItem] = []
+    for item in load_sources(paths, max_file_bytes=config.max_file_bytes, kind=config.kind):
+        if isinstance(item, QuarantineItem):
+            quarantined.append(item)
+            continue
+        text = clean_text(item.text)
+        if not text.strip():
+            quarantined.append(QuarantineItem(item.source, "empty", "no text after cleaning", doc_id=item.doc_id))
+            continue
+        docs.append((item, text, doc_hash(item, text)))
+    summary.documents["seen"] = len(docs) + len(quarantined)
+    summary.documents["quarantined"] = len(quarantined)
+    summary.quarantine = [{"source": q.source, "reason": q.reason, "detail": q.detail} for q in quarantined]
+
+    existing = _existing_hashes(fg)
+    changed = [d for d in docs if existing.get(d[0].doc_id) != d[2]]
+    summary.documents["added"] = sum(1 for d in changed if d[0].doc_id not in existing)
+    summary.documents["updated"] = len(changed) - summary.documents["added"]
+    summary.documents["unchanged"] = len(docs) - len(changed)
+    deleted: list[str] = []
+    if sync:
+        present = {d[0].doc_id for d in docs}
+        # A document that is quarantined this run keeps its last good chunks: nothing is lost to bad input.
+        protected = {q.doc_id for q in quarantined if q.doc_id}
+        deleted = sorted(doc_id for doc_id in existing if doc_id not in present and doc_id not in protected)
+        summary.documents["deleted"] = len(deleted)
+
+    if fg.info is None:
+        _register(fg, config, embedder, chunker)
+    _write_quarantine(fg, run_id, quarantined)
+
+    rows, texts = _chunk_rows(changed, chunker, config.kind, run_id, ingested_at)
+    if rows:
+        with _progress(progress) as bar:
+            task = bar.add_task(f"embedding {fg.key}", total=len(texts), rate="")
+            t0 = time.perf_counter()
+
+            def advance(n):
+                bar.update(task, advance=n, rate=f"{bar.tasks[0].completed / max(time.perf_counter() - t0, 1e-9):.0f} chunks/s")
+
+            vectors = embedder.embed(texts, batch_size=config.embedder.batch_size, progress=advance)
+        for row, vec in zip(rows, vectors):
+            row["vector"] = vec
+    replaced = [d[0].doc_id for d in changed if d[0].doc_id in existing] + deleted
+    if existing and replaced:
+        summary.chunks_deleted = fg.table().count_rows("doc_id IN (" + ", ".join(sql_quote(d) for d in replaced) + ")")
+    summary.committed = _commit(fg, rows, replaced, config.kind, embedder.dimension)
+    summary.chunks_written = len(rows) if summary.committed else 0
+    if summary.committed:
+        summary.data_commit = fg.table().version
+    if fg.has_data():
+        from llmfti.store.indexing import ensure_indexes
+
+        ensure_indexes(fg.table(), config.index_threshold)
+        summary.commit = fg.table().version
+    summary.duration_s = round(time.perf_counter() - started, 3)
+    if summary.committed:
+        _record_run(fg, summary, ingested_at)
+    return summary
+
+
+def _record_run(fg, summary: IngestSummary, started_at: datetime) -> None:
+    import pyarrow as pa
+
+    row = {"run_id": summary.run_id, "feature_group": fg.key, "commit": summary.commit, "started_at": started_at, "finished_at": utcnow(), "summary": json.dumps(summary.to_dict(), default=str)}
+    fg.store.system_table(RUNS).add(pa.Table.from_pylist([row], schema=RUNS_SCHEMA))

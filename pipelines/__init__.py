@@ -1,0 +1,1 @@
+"""Thin entry points for pipelines; all logic lives in `llmfti`."""
