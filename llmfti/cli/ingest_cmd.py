@@ -45,7 +45,10 @@ def ingest(
     data = summary.to_dict()
     emit(data, json_out, _render)
     if fail_on_quarantine and summary.documents["quarantined"]:
-        raise QuarantineError(f"{summary.documents['quarantined']} input(s) quarantined (see llmfti fg quarantine {summary.feature_group})")
+        # The summary above is the one JSON document; the failure goes to stderr and the exit code.
+        n = summary.documents["quarantined"]
+        console(stderr=True).print(f"[bold red]error:[/] {n} input(s) quarantined (see llmfti fg quarantine {summary.feature_group})")
+        raise typer.Exit(QuarantineError.exit_code)
 
 
 def _apply(base: dict, overrides: list[str]) -> dict:

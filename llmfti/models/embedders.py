@@ -163,7 +163,8 @@ class SentenceTransformerEmbedder(Embedder):
             model = model.to(getattr(torch, self.dtype))
         model.eval()
         self._model = model
-        self._dim = int(model.get_sentence_embedding_dimension())
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        self._dim = int(get_dim())
 
     def _hf_tokenizer(self):
         if self._tokenizer is None:

@@ -1,0 +1,36 @@
+"""The real embedded defaults: MiniLM ingest + search, and pull-defaults (GGUF import). Slow."""
+
+import pytest
+
+from llmfti.config import FeatureConfig
+
+pytestmark = pytest.mark.slow
+
+
+def test_minilm_ingest_and_search(store, corpus):
+    fg = store.feature_group("docs", must_exist=False)
+    s = fg.ingest([str(corpus)], config=FeatureConfig(embedder={"model": "all-MiniLM-L6-v2"}))
+    assert s.committed
+    info = fg.describe()
+    assert info["embedder"]["dimension"] == 384 and info["embedder"]["dtype"] in ("float32", "bfloat16")
+    top = fg.search("What guarantees that cleanup code runs after a block?", k=1)["results"][0]
+    assert top["doc_id"] == "with.md"
+    # dtype is part of the fingerprint: another dtype is another embedder
+    from llmfti.models.embedders import load_embedder
+
+    other = "float32" if info["embedder"]["dtype"] == "bfloat16" else "bfloat16"
+    e1 = load_embedder(FeatureConfig(embedder={"dtype": info["embedder"]["dtype"]}).embedder)
+    e2 = load_embedder(FeatureConfig(embedder={"dtype": other}).embedder)
+    assert e1.fingerprint == info["embedder"]["fingerprint"] != e2.fingerprint
+
+
+def test_pull_defaults_is_idempotent(home):
+    from llmfti.home import ProjectHome
+    from llmfti.models.pull import pull_defaults
+
+    first = pull_defaults(ProjectHome.at(home))
+    assert {m["status"] for m in first} <= {"pulled", "imported", "present"}
+    second = pull_defaults(ProjectHome.at(home))
+    assert {m["status"] for m in second} == {"present"}
+    gen = ProjectHome.at(home).models_dir / "base" / "SmolLM2-135M-Instruct"
+    assert (gen / "model.safetensors").is_file() and (gen / "tokenizer_config.json").is_file()
