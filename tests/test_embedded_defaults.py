@@ -34,3 +34,12 @@ def test_pull_defaults_is_idempotent(home):
     assert {m["status"] for m in second} == {"present"}
     gen = ProjectHome.at(home).models_dir / "base" / "SmolLM2-135M-Instruct"
     assert (gen / "model.safetensors").is_file() and (gen / "tokenizer_config.json").is_file()
+
+
+def test_minilm_token_counts_are_raw():
+    """tokenizer.json ships padding/truncation to 128; chunking must count real tokens."""
+    from llmfti.models.embedders import load_embedder
+
+    emb = load_embedder(FeatureConfig().embedder)
+    assert len(emb.token_offsets("hello world")) == 2
+    assert len(emb.token_offsets("word " * 300)) == 300

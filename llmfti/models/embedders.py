@@ -178,6 +178,10 @@ class SentenceTransformerEmbedder(Embedder):
                 from transformers import AutoTokenizer
 
                 self._tokenizer = AutoTokenizer.from_pretrained(self.source)._tokenizer
+            # tokenizer.json files often carry the model's padding/truncation (MiniLM: pad/cut to 128):
+            # counting tokens for chunking needs the raw, unpadded, untruncated encoding.
+            self._tokenizer.no_padding()
+            self._tokenizer.no_truncation()
         return self._tokenizer
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
