@@ -15,7 +15,7 @@ import sys
 
 import typer
 
-from llmfti.cli import fg_cmd, ingest_cmd, models_cmd
+from llmfti.cli import deploy_cmd, fg_cmd, ingest_cmd, models_cmd, serve_cmd
 from llmfti.cli.output import fail
 
 app = typer.Typer(
@@ -39,6 +39,13 @@ def root(
 app.command("ingest", help=ingest_cmd.__doc__)(ingest_cmd.ingest)
 app.add_typer(fg_cmd.app, name="fg")
 app.add_typer(models_cmd.app, name="models")
+app.command("deploy")(deploy_cmd.deploy)
+app.command("rollback")(deploy_cmd.rollback)
+app.add_typer(deploy_cmd.deployments_app, name="deployments")
+app.command("serve")(serve_cmd.serve)
+app.command("ask")(serve_cmd.ask)
+app.command("logs")(serve_cmd.logs)
+app.command("replay")(serve_cmd.replay)
 
 
 def main() -> None:

@@ -11,3 +11,7 @@ from llmfti.config.features import ChunkerConfig, EmbedderConfig, FeatureConfig
 CONFIG_MODELS = {"features": FeatureConfig}
 
 __all__ = ["CONFIG_MODELS", "ChunkerConfig", "EmbedderConfig", "FeatureConfig", "apply_overrides", "load_config"]
+
+from llmfti.config.deployments import DeploymentConfig  # noqa: E402
+
+CONFIG_MODELS["deployments"] = DeploymentConfig

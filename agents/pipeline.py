@@ -1,0 +1,193 @@
+"""The online inference pipeline of a deployment, each stage timed:
+
+    on_demand -> embed_query -> retrieve (at the pinned commit) -> build_prompt (the registry's
+    encoder: the same encoding as training) -> generate (with an optional tool loop) -> log
+
+`invoke` returns the answer with citations, versions and per-stage timings; every request, failed
+ones included, leaves a row in the inference log with its untransformed input.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+
+from pydantic import ValidationError
+
+from agents.retrieval import as_contexts, equality_filter, retrieve
+from agents.tools import encode_with_tools, get_tool, parse_tool_call
+from llmfti.errors import LlmftiError
+from llmfti.models.generation import GenerationRequest
+from llmfti.monitoring.timing import StageTimer
+from llmfti.sources.timeparse import utcnow
+from llmfti.transforms.on_demand import compute_features
+
+
+class RequestInvalid(LlmftiError):
+    """The request does not match the deployment's schema (HTTP 422)."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, errors: list | None = None):
+        super().__init__(message)
+        self.errors = errors or []
+
+
+@dataclass
+class Prepared:
+    """Everything up to generation, shared by the blocking and the streaming paths."""
+
+    request_id: str
+    runtime: object
+    raw: dict
+    timer: StageTimer
+    log_row: dict
+    question: str = ""
+    features: dict = field(default_factory=dict)
+    rows: list = field(default_factory=list)
+    encoded: object = None
+    commit: int | None = None
+
+
+def _versions(p: Prepared) -> dict:
+    rt = p.runtime
+    return {
+        "deployment": rt.version, "model": rt.config.model, "feature_group": rt.config.feature_group,
+        "commit": p.commit, "prompt_fingerprint": rt.encoder.fingerprint,
+    }
+
+
+def prepare(runtime, raw: dict, request_id: str | None = None, *, features: dict | None = None, commit: int | None = None) -> Prepared:
+    """Validate and run every stage up to the prompt. `features`/`commit` replay logged values."""
+    p = Prepared(request_id or uuid.uuid4().hex, runtime, raw, StageTimer(), {})
+    p.log_row = {"request_id": p.request_id, "deployment": runtime.name, "deployment_version": runtime.version,
+                 "model": runtime.config.model, "feature_group": runtime.config.feature_group, "request": raw}
+    try:
+        req = runtime.request_model.model_validate(raw)
+    except ValidationError as exc:
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        raise RequestInvalid("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors), errors) from None
+    data = req.model_dump()
+    config = runtime.config
+    with p.timer.stage("on_demand"):
+        p.features = dict(features) if features is not None else compute_features(config.on_demand, data, utcnow())
+    p.question = data["question"]
+    k = config.retrieval.k if data.get("k") is None else data["k"]
+    if runtime.tables is not None and k > 0:
+        where = equality_filter(data.get("filters"), config.retrieval.filters)
+        query = p.features.get("normalized_question") or p.question
+        p.commit = commit if commit is not None else runtime.commit_for_request()
+        with p.timer.stage("embed_query"):
+            vector = runtime.embedder.embed_query(query)
+        with p.timer.stage("retrieve"):
+            p.rows = retrieve(runtime.tables.at(p.commit), vector, query, k, hybrid=config.retrieval.hybrid, where=where)
+    with p.timer.stage("build_prompt"):
+        wanted = {f: p.features[f] for f in runtime.encoder.template.features if f in p.features}
+        p.encoded = runtime.encoder.encode_prompt(p.question, as_contexts(p.rows), wanted)
+    return p
+
+
+def _generate(p: Prepared):
+    rt = p.runtime
+    config = rt.config
+    messages = rt.encoder.template.messages(p.question, p.encoded.contexts_used, {f: p.features[f] for f in rt.encoder.template.features})
+    request = GenerationRequest(input_ids=p.encoded.input_ids, messages=messages, settings=config.generation)
+    if not config.tools:
+        return rt.generator.generate(request), []
+    tools = [get_tool(name) for name in config.tools]
+    request.tools = [t.schema() for t in tools]
+    request.input_ids = encode_with_tools(rt.encoder, messages, tools)
+    calls = []
+    for _ in range(config.max_tool_rounds):
+        gen = rt.generator.generate(request)
+        call = parse_tool_call(gen.text)
+        if call is None:
+            return gen, calls
+        name, args = call
+        try:
+            result = get_tool(name).fn(**args) if name in config.tools else f"error: tool {name!r} is not allowed"
+        except Exception as exc:  # a tool error is information for the model, not a server failure
+            result = f"error: {exc}"
+        calls.append({"name": name, "arguments": args, "result": result})
+        messages = messages + [{"role": "assistant", "content": gen.text}, {"role": "tool", "name": name, "content": json.dumps(result, default=str)}]
+        request = GenerationRequest(input_ids=encode_with_tools(rt.encoder, messages, tools), messages=messages, settings=config.generation, tools=request.tools)
+    return rt.generator.generate(request), calls
+
+
+def citations(p: Prepared) -> list[dict]:
+    used = {c.chunk_id for c in p.encoded.contexts_used} if p.encoded else set()
+    return [{"chunk_id": r["chunk_id"], "source": r["source"], "score": r["score"], "text": r["text"]} for r in p.rows if r["chunk_id"] in used]
+
+
+def finish_log(p: Prepared, log, metrics, *, status: str, output: str = "", error: str = "", prompt_tokens: int = 0, completion_tokens: int = 0) -> dict:
+    rt = p.runtime
+    row = dict(p.log_row)
+    row.update(
+        commit=p.commit, features=p.features,
+        retrieved=[{"chunk_id": r["chunk_id"], "score": r["score"]} for r in p.rows],
+        prompt_fingerprint=rt.encoder.fingerprint if p.encoded else None,
+        prompt_text=(p.encoded.text if p.encoded and rt.config.log_prompt_text else None),
+        output=output, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, status=status, error=error,
+        time=utcnow().isoformat(),
+    )
+    with p.timer.stage("log"):
+        row["timings_ms"] = p.timer.as_ms()
+        if log is not None:
+            log.append(row)
+    timings = p.timer.as_ms()
+    if metrics is not None:
+        metrics.observe(rt.name, timings, status, prompt_tokens, completion_tokens)
+    return timings
+
+
+def log_failure(runtime, raw: dict, exc: Exception, log, metrics, prepared: Prepared | None = None, request_id: str | None = None) -> str:
+    """Log a request that failed at any stage; returns its request id."""
+    p = prepared or Prepared(request_id or uuid.uuid4().hex, runtime, raw, StageTimer(), {
+        "request_id": request_id, "deployment": runtime.name, "deployment_version": runtime.version,
+        "model": runtime.config.model, "feature_group": runtime.config.feature_group, "request": raw})
+    p.log_row["request_id"] = p.request_id
+    finish_log(p, log, metrics, status=type(exc).__name__, error=str(exc)[:2000])
+    if metrics is not None:
+        metrics.errors.labels(runtime.name, type(exc).__name__).inc()
+    return p.request_id
+
+
+def invoke(runtime, raw: dict, *, log=None, metrics=None, request_id: str | None = None, features: dict | None = None, commit: int | None = None) -> dict:
+    p = None
+    try:
+        p = prepare(runtime, raw, request_id, features=features, commit=commit)
+        with p.timer.stage("generate"):
+            gen, calls = _generate(p)
+    except Exception as exc:
+        log_failure(runtime, raw, exc, log, metrics, p, request_id)
+        raise
+    timings = finish_log(p, log, metrics, status="ok", output=gen.text, prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens)
+    out = {
+        "prompt_text": p.encoded.text,
+        "answer": gen.text, "citations": citations(p), "request_id": p.request_id, "versions": _versions(p), "timings_ms": timings,
+        "usage": {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens, "finish_reason": gen.finish_reason},
+    }
+    if calls:
+        out["tool_calls"] = calls
+    return out
+
+
+def invoke_stream(runtime, raw: dict, *, log=None, metrics=None, request_id: str | None = None):
+    """Yields ("token", text) events, then ("done", response-without-answer-text-repeated)."""
+    p = prepare(runtime, raw, request_id)
+    messages = runtime.encoder.template.messages(p.question, p.encoded.contexts_used, {f: p.features[f] for f in runtime.encoder.template.features})
+    request = GenerationRequest(input_ids=p.encoded.input_ids, messages=messages, settings=runtime.config.generation)
+    pieces: list[str] = []
+    try:
+        with p.timer.stage("generate"):
+            for piece in runtime.generator.stream(request):
+                pieces.append(piece)
+                yield "token", piece
+    except Exception as exc:
+        log_failure(runtime, raw, exc, log, metrics, p)
+        yield "error", {"error": str(exc), "type": type(exc).__name__, "request_id": p.request_id}
+        return
+    answer = "".join(pieces).strip()
+    timings = finish_log(p, log, metrics, status="ok", output=answer, prompt_tokens=len(p.encoded.input_ids))
+    yield "done", {"answer": answer, "citations": citations(p), "request_id": p.request_id, "versions": _versions(p), "timings_ms": timings}

@@ -1,0 +1,76 @@
+"""Tools an agent may call: registered Python functions with a JSON-schema description.
+
+    @register_tool("add", "Add two integers", {"a": {"type": "integer"}, "b": {"type": "integer"}})
+    def add(a: int, b: int) -> int:
+        return a + b
+
+A model asks for a tool by emitting `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` (the
+Hermes/Qwen convention that tool-aware chat templates teach); the loop runs it, appends the result as
+a `tool` message and generates again, up to the deployment's `max_tool_rounds`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Callable
+
+from llmfti.errors import ConfigError
+
+
+@dataclass
+class Tool:
+    name: str
+    description: str
+    parameters: dict
+    fn: Callable
+
+    def schema(self) -> dict:
+        props = self.parameters
+        return {"type": "function", "function": {"name": self.name, "description": self.description,
+                                                 "parameters": {"type": "object", "properties": props, "required": sorted(props)}}}
+
+
+_TOOLS: dict[str, Tool] = {}
+
+
+def register_tool(name: str, description: str, parameters: dict):
+    def decorate(fn: Callable) -> Callable:
+        _TOOLS[name] = Tool(name, description, parameters, fn)
+        return fn
+
+    return decorate
+
+
+def get_tool(name: str) -> Tool:
+    if name not in _TOOLS:
+        raise ConfigError(f"unknown tool {name!r}; registered: {', '.join(sorted(_TOOLS)) or 'none'}")
+    return _TOOLS[name]
+
+
+_CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)
+
+
+def parse_tool_call(text: str) -> tuple[str, dict] | None:
+    match = _CALL.search(text)
+    if not match:
+        return None
+    try:
+        call = json.loads(match.group(1))
+        return str(call["name"]), dict(call.get("arguments") or {})
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None
+
+
+def encode_with_tools(encoder, messages: list[dict], tools: list[Tool]) -> list[int]:
+    """The prompt ids for a conversation with tool turns, through the model's own chat template."""
+    ids = encoder.tokenizer.apply_chat_template(messages, tools=[t.schema() for t in tools], add_generation_prompt=True, tokenize=True)
+    return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+
+
+@register_tool("calculator", "Evaluate an arithmetic expression with + - * / and parentheses.", {"expression": {"type": "string"}})
+def calculator(expression: str) -> float:
+    if not re.fullmatch(r"[\d\s.+\-*/()]+", expression):
+        raise ValueError("only numbers, + - * / and parentheses are allowed")
+    return float(eval(expression, {"__builtins__": {}}, {}))  # noqa: S307 - input restricted to arithmetic above

@@ -1,0 +1,119 @@
+"""`llmfti serve`, `llmfti ask`, `llmfti logs`, `llmfti replay`."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from llmfti.cli.output import console, emit, home_of
+
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
+
+
+def serve(
+    ctx: typer.Context,
+    host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
+    port: int = typer.Option(8000, "--port", help="TCP port."),
+):
+    """Serve every active deployment over HTTP (OpenAPI at /docs). Picks up deploys and rollbacks live."""
+    import uvicorn
+
+    from agents.app import create_app
+
+    uvicorn.run(create_app(home_of(ctx)), host=host, port=port, log_level="info")
+
+
+def ask(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Deployment name."),
+    question: str = typer.Argument(..., help="The question."),
+    url: Optional[str] = typer.Option(None, "--url", help="Server URL (e.g. http://127.0.0.1:8000); in-process when omitted."),
+    k: Optional[int] = typer.Option(None, "-k", help="Contexts to retrieve (default: the deployment's)."),
+    json_out: bool = JSON,
+):
+    """Ask a deployment a question and show the answer with citations and per-stage latency."""
+    body = {"question": question} | ({"k": k} if k is not None else {})
+    if url:
+        import os
+
+        import httpx
+
+        headers = {"Authorization": f"Bearer {os.environ['LLMFTI_API_KEY']}"} if os.environ.get("LLMFTI_API_KEY") else {}
+        resp = httpx.post(f"{url.rstrip('/')}/v1/deployments/{name}/invoke", json=body, headers=headers, timeout=300)
+        result = resp.json()
+        if resp.status_code != 200:
+            from llmfti.errors import LlmftiError
+
+            raise LlmftiError(f"HTTP {resp.status_code}: {result.get('error', result)}")
+    else:
+        from agents.pipeline import invoke
+        from agents.runtime import RuntimeCache, build_runtime
+        from llmfti.home import ProjectHome
+        from llmfti.registry.deployments import DeploymentStore
+        from llmfti.store import FeatureStore
+        from llmfti.store.inference_log import InferenceLog
+
+        home = ProjectHome.at(home_of(ctx))
+        err = console(stderr=True)
+        with err.status(f"loading deployment {name}..."):
+            runtime = build_runtime(home, DeploymentStore(home).active(name), RuntimeCache())
+        log = InferenceLog(FeatureStore(home))
+        try:
+            result = invoke(runtime, body, log=log)
+        finally:
+            log.close()
+        result.pop("prompt_text", None)
+    emit(result, json_out, _render_answer)
+
+
+def _render_answer(r: dict) -> None:
+    out = console()
+    out.print(f"[bold]{r['answer']}[/]\n", markup=True)
+    for i, c in enumerate(r.get("citations", []), 1):
+        out.print(f"  [{i}] {c['source']} (score {c['score']:.3f}, {c['chunk_id'][:12]})")
+    v = r["versions"]
+    out.print(f"\n  versions: deployment {v['deployment']}, model {v['model']}, feature group {v['feature_group']} @ commit {v['commit']}")
+    out.print("  latency ms: " + ", ".join(f"{k}={val:.1f}" for k, val in r["timings_ms"].items()))
+
+
+def logs(
+    ctx: typer.Context,
+    name: str = typer.Argument(..., help="Deployment name."),
+    since: Optional[str] = typer.Option(None, "--since", help="ISO-8601 time."),
+    limit: int = typer.Option(20, "--limit", help="Newest N rows."),
+    json_out: bool = JSON,
+):
+    """Inference log rows of a deployment, newest first."""
+    from llmfti.store import FeatureStore
+    from llmfti.store.inference_log import InferenceLog
+
+    log = InferenceLog(FeatureStore(home_of(ctx)))
+    log.flush()
+    rows = log.query(name, since=since, limit=limit)
+    log.close()
+
+    def render(d):
+        from rich.table import Table
+
+        t = Table("time", "request", "status", "commit", "total ms", "request", "output")
+        for r in d["rows"]:
+            t.add_row(str(r["time"])[:23], r["request_id"][:12], r["status"], str(r["commit"]), str((r["timings_ms"] or {}).get("total", "")),
+                      str(r["request"])[:40], (r["output"] or r["error"] or "")[:50])
+        console().print(t)
+
+    emit({"deployment": name, "rows": rows}, json_out, render)
+
+
+def replay(ctx: typer.Context, request_id: str = typer.Argument(..., help="A logged request id."), json_out: bool = JSON):
+    """Re-run a logged request against exactly the versions it used; exit 1 unless identical."""
+    from agents.replay import replay as run_replay
+    from llmfti.home import ProjectHome
+
+    result = run_replay(ProjectHome.at(home_of(ctx)), request_id)
+    emit(result, json_out, lambda d: console().print(
+        f"replay of {d['request_id']} on {d['deployment']} @ commit {d['commit']}: prompt fingerprint "
+        f"{'identical' if d['prompt_fingerprint_identical'] else 'DIFFERENT'}, prompt {'identical' if d['prompt_identical'] else 'DIFFERENT'}, "
+        f"output {'identical' if d['output_identical'] else 'DIFFERENT'}"))
+    if not result["identical"]:
+        raise typer.Exit(1)

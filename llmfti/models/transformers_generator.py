@@ -1,0 +1,164 @@
+"""In-process generation with transformers, CPU or GPU, with dynamic batching.
+
+Concurrent requests wait up to `batch_window_ms` in a queue and are generated together (left-padded,
+one `model.generate` call), so throughput grows with concurrency. One worker thread owns the model:
+torch modules are not safe to call from many threads at once. Streaming requests run as a batch of
+one with a token streamer.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+from llmfti.models.generation import Generation, GenerationRequest, GenerationTimeout, Generator
+
+
+@dataclass
+class _Job:
+    request: GenerationRequest
+    future: Future
+    deadline: float
+    streamer: object | None = None
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class TransformersGenerator(Generator):
+    name = "transformers"
+
+    def __init__(self, model, tokenizer, *, eos_token_id: int, pad_token_id: int, max_batch_size: int = 8, batch_window_ms: float = 10.0):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.eos_token_id = eos_token_id
+        self.pad_token_id = pad_token_id
+        self.max_batch_size = max_batch_size
+        self.batch_window_s = batch_window_ms / 1000.0
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._worker: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self.batches_run = 0  # for observability and tests of batching
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._worker is None:
+                self._worker = threading.Thread(target=self._loop, name="llmfti-generate", daemon=True)
+                self._worker.start()
+
+    def close(self) -> None:
+        if self._worker is not None:
+            self._queue.put(None)
+            self._worker.join(timeout=5)
+            self._worker = None
+
+    # --- public API -------------------------------------------------------------------------------
+    def generate(self, request: GenerationRequest) -> Generation:
+        self.warm_up()
+        timeout = request.settings.timeout_s
+        job = _Job(request, Future(), time.perf_counter() + timeout)
+        self._queue.put(job)
+        try:
+            return job.future.result(timeout=timeout + 1.0)
+        except TimeoutError:
+            raise GenerationTimeout(f"generation did not finish within {timeout:g}s") from None
+
+    def stream(self, request: GenerationRequest):
+        from transformers import TextIteratorStreamer
+
+        self.warm_up()
+        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=request.settings.timeout_s)
+        job = _Job(request, Future(), time.perf_counter() + request.settings.timeout_s, streamer=streamer)
+        self._queue.put(job)
+        for piece in streamer:
+            if piece:
+                yield piece
+        job.future.result(timeout=request.settings.timeout_s)
+
+    # --- worker -----------------------------------------------------------------------------------
+    def _collect(self, first: _Job) -> list[_Job]:
+        if first.streamer is not None:
+            return [first]
+        batch = [first]
+        window_end = time.perf_counter() + self.batch_window_s
+        while len(batch) < self.max_batch_size:
+            remaining = window_end - time.perf_counter()
+            if remaining <= 0:
+                break
+            try:
+                job = self._queue.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if job is None or job.streamer is not None or not _same_sampling(job, first):
+                self._queue.put(job)  # handled in a later round
+                break
+            batch.append(job)
+        return batch
+
+    def _loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            batch = self._collect(job)
+            try:
+                results = self._run(batch)
+                for j, r in zip(batch, results):
+                    if isinstance(r, Exception):
+                        j.future.set_exception(r)
+                    else:
+                        j.future.set_result(r)
+            except Exception as exc:  # a failed batch must fail its requests, never the worker
+                for j in batch:
+                    if not j.future.done():
+                        j.future.set_exception(exc)
+
+    def _run(self, batch: list[_Job]) -> list[Generation | Exception]:
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        deadline = max(j.deadline for j in batch)
+
+        class Deadline(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                return time.perf_counter() > deadline
+
+        settings = batch[0].request.settings
+        width = max(len(j.request.input_ids) for j in batch)
+        ids = [[self.pad_token_id] * (width - len(j.request.input_ids)) + j.request.input_ids for j in batch]
+        mask = [[0] * (width - len(j.request.input_ids)) + [1] * len(j.request.input_ids) for j in batch]
+        device = next(self.model.parameters()).device
+        kwargs = dict(
+            input_ids=torch.tensor(ids, device=device), attention_mask=torch.tensor(mask, device=device),
+            max_new_tokens=max(j.request.settings.max_new_tokens for j in batch), eos_token_id=self.eos_token_id,
+            pad_token_id=self.pad_token_id, stopping_criteria=StoppingCriteriaList([Deadline()]),
+        )
+        if settings.temperature > 0:
+            kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
+        else:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        if batch[0].streamer is not None:
+            kwargs["streamer"] = batch[0].streamer
+        with torch.inference_mode():
+            out = self.model.generate(**kwargs)
+        self.batches_run += 1
+        finished_at = time.perf_counter()
+        results: list[Generation | Exception] = []
+        for j, row in zip(batch, out.tolist()):
+            if finished_at > j.deadline:
+                results.append(GenerationTimeout(f"generation did not finish within {j.request.settings.timeout_s:g}s"))
+                continue
+            new = row[width:][: j.request.settings.max_new_tokens]
+            finish = "length"
+            if self.eos_token_id in new:
+                new = new[: new.index(self.eos_token_id)]
+                finish = "stop"
+            text = self.tokenizer.decode(new, skip_special_tokens=True)
+            results.append(Generation(text=text.strip(), prompt_tokens=len(j.request.input_ids), completion_tokens=len(new), finish_reason=finish, token_ids=new))
+        return results
+
+
+def _same_sampling(a: _Job, b: _Job) -> bool:
+    sa, sb = a.request.settings, b.request.settings
+    return (sa.temperature, sa.top_p) == (sb.temperature, sb.top_p)

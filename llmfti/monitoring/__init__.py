@@ -1,0 +1,1 @@
+"""Monitoring: per-stage timing of the whole pipeline, Prometheus metrics, log analytics."""

@@ -1,0 +1,185 @@
+"""The inference log: every request's untransformed input, on-demand features, retrieved chunks
+(ids, scores, feature-group commit), prompt fingerprint (and optionally the encoded prompt text),
+output, token counts, per-stage timings, status and error.
+
+Durability without blocking: a request appends its row to a local segment file (write + fsync, a
+few hundred microseconds) and returns; a background thread moves closed segments into the LanceDB
+table in batches with an idempotent merge on `request_id`, then deletes them. A server killed with
+SIGKILL loses no row: its segments are flushed by the next process that opens the log.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from pathlib import Path
+
+from llmfti.sources.timeparse import parse_time, utcnow
+
+LOG_TABLE = "_inference_log"
+
+
+def log_schema():
+    import pyarrow as pa
+
+    ts = pa.timestamp("us", tz="UTC")
+    return pa.schema(
+        [
+            pa.field("request_id", pa.string(), nullable=False), pa.field("time", ts), pa.field("deployment", pa.string()),
+            pa.field("deployment_version", pa.int32()), pa.field("model", pa.string()), pa.field("feature_group", pa.string()),
+            pa.field("commit", pa.int64()), pa.field("request", pa.string()), pa.field("features", pa.string()),
+            pa.field("retrieved", pa.string()), pa.field("prompt_fingerprint", pa.string()), pa.field("prompt_text", pa.string()),
+            pa.field("output", pa.string()), pa.field("prompt_tokens", pa.int32()), pa.field("completion_tokens", pa.int32()),
+            pa.field("timings_ms", pa.string()), pa.field("status", pa.string()), pa.field("error", pa.string()),
+        ]
+    )
+
+
+JSON_FIELDS = ("request", "features", "retrieved", "timings_ms")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class InferenceLog:
+    def __init__(self, store, *, flush_interval_s: float = 1.0):
+        self.store = store
+        self.dir = Path(store.home.root) / "buffers" / "inference_log"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.flush_interval_s = flush_interval_s
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._seq = 0
+        self._segment = self._open_segment()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _open_segment(self):
+        self._seq += 1
+        path = self.dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}-{self._seq:06d}.jsonl.open"
+        return open(path, "a", encoding="utf-8")
+
+    # --- write path (request thread) --------------------------------------------------------------
+    def append(self, record: dict) -> None:
+        row = dict(record)
+        row.setdefault("time", utcnow().isoformat())
+        for key in JSON_FIELDS:
+            if not isinstance(row.get(key), str):
+                row[key] = json.dumps(row.get(key), default=str)
+        line = json.dumps(row, default=str) + "\n"
+        with self._lock:
+            self._segment.write(line)
+            self._segment.flush()
+            os.fsync(self._segment.fileno())
+
+    # --- background flush -------------------------------------------------------------------------
+    def start(self) -> "InferenceLog":
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="llmfti-inference-log", daemon=True)
+            self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.flush_interval_s):
+            try:
+                self.flush()
+            except Exception as exc:  # a failed flush keeps the segments; the next one retries
+                import sys
+
+                print(f"inference log flush failed (will retry): {exc}", file=sys.stderr)
+
+    def _rotate(self) -> None:
+        with self._lock:
+            if self._segment.tell() == 0:
+                return
+            old = Path(self._segment.name)
+            self._segment.close()
+            old.rename(old.with_suffix(""))  # '.jsonl.open' -> '.jsonl': closed, ready to flush
+            self._segment = self._open_segment()
+
+    def _flushable(self) -> list[Path]:
+        paths = sorted(self.dir.glob("*.jsonl"))
+        for orphan in self.dir.glob("*.jsonl.open"):
+            # The open segment of a dead process (killed server) is complete up to its last newline.
+            if not _pid_alive(int(orphan.name.split("-", 1)[0])) and Path(self._segment.name) != orphan:
+                target = orphan.with_suffix("")
+                orphan.rename(target)
+                paths.append(target)
+        return paths
+
+    def flush(self) -> int:
+        """Move every closed segment into the table; returns the number of rows written."""
+        import pyarrow as pa
+
+        with self._flush_lock:
+            self._rotate()
+            written = 0
+            for path in self._flushable():
+                rows = []
+                for line in path.read_text(encoding="utf-8").split("\n"):
+                    if line.strip():
+                        try:
+                            rows.append(json.loads(line))
+                        except json.JSONDecodeError:
+                            continue  # a torn last line from a crash mid-write: the response was never sent either
+                if rows:
+                    for r in rows:
+                        r["time"] = parse_time(r["time"])
+                    data = pa.Table.from_pylist(rows, schema=log_schema())
+                    table = self.store.db.create_table(LOG_TABLE, schema=log_schema(), exist_ok=True)
+                    # Idempotent: a crash between the write and the unlink must not duplicate rows.
+                    table.merge_insert("request_id").when_not_matched_insert_all().execute(data)
+                    written += len(rows)
+                path.unlink()
+            return written
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        self.flush()
+        with self._lock:
+            name = Path(self._segment.name)
+            self._segment.close()
+            if name.exists() and name.stat().st_size == 0:
+                name.unlink()
+
+    # --- read -------------------------------------------------------------------------------------
+    def query(self, deployment: str | None = None, since=None, limit: int | None = 100, request_id: str | None = None) -> list[dict]:
+        from llmfti.store.feature_store import sql_quote
+
+        if LOG_TABLE not in _names(self.store.db):
+            return []
+        clauses = []
+        if deployment:
+            clauses.append(f"deployment = {sql_quote(deployment)}")
+        if request_id:
+            clauses.append(f"request_id = {sql_quote(request_id)}")
+        q = self.store.db.open_table(LOG_TABLE).search()
+        if clauses:
+            q = q.where(" AND ".join(clauses))
+        rows = q.limit(None).to_list()
+        if since is not None:
+            cutoff = parse_time(since)
+            rows = [r for r in rows if r["time"] >= cutoff]
+        rows.sort(key=lambda r: r["time"], reverse=True)
+        for r in rows:
+            for key in JSON_FIELDS:
+                r[key] = json.loads(r[key]) if r.get(key) else None
+        return rows[:limit] if limit else rows
+
+
+def _names(db) -> list[str]:
+    from llmfti.store.feature_group import _table_names
+
+    return _table_names(db)

@@ -1,0 +1,61 @@
+"""On-demand transformations: functions of request parameters computed at request time.
+
+The same registered function serves the online agent and a feature pipeline's backfill (called with
+a historical row's values and its `event_time` as `now`), so request-time features never skew.
+
+    @register_on_demand("weekday")
+    def weekday(request: dict, now: datetime) -> str:
+        return now.strftime("%A")
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from typing import Callable
+
+OnDemandFn = Callable[[dict, datetime], object]
+_ON_DEMAND: dict[str, OnDemandFn] = {}
+
+
+def register_on_demand(name: str):
+    def decorate(fn: OnDemandFn) -> OnDemandFn:
+        _ON_DEMAND[name] = fn
+        return fn
+
+    return decorate
+
+
+def get_on_demand(name: str) -> OnDemandFn:
+    if name not in _ON_DEMAND:
+        from llmfti.errors import ConfigError
+
+        raise ConfigError(f"unknown on-demand transformation {name!r}; registered: {', '.join(sorted(_ON_DEMAND))}")
+    return _ON_DEMAND[name]
+
+
+def list_on_demand() -> list[str]:
+    return sorted(_ON_DEMAND)
+
+
+def compute_features(names: list[str], request: dict, now: datetime) -> dict:
+    """Values of the named on-demand features for one request (or one historical row)."""
+    return {name: get_on_demand(name)(request, now) for name in names}
+
+
+@register_on_demand("current_date")
+def current_date(request: dict, now: datetime) -> str:
+    return now.date().isoformat()
+
+
+@register_on_demand("user_locale")
+def user_locale(request: dict, now: datetime) -> str:
+    return str(request.get("locale") or "en")
+
+
+@register_on_demand("normalized_question")
+def normalized_question(request: dict, now: datetime) -> str:
+    """Unicode-normalised, whitespace-collapsed question: what retrieval embeds."""
+    text = unicodedata.normalize("NFKC", str(request.get("question", "")))
+    return re.sub(r"\s+", " ", text).strip()
