@@ -66,10 +66,15 @@ def import_(
 ):
     """Import a base model into artifacts/models/base/NAME/ and record its source, weights hash,
     tokenizer and chat-template fingerprints, architecture, size, context length and license."""
+    from llmfti.errors import ConfigError
+
     reg = _registry(ctx)
     with console(stderr=True).status(f"importing {source} ..."):
         base = reg.import_base_model(source, name, license=license)
-        mv = reg.ensure_base_version(name, prompt_template) if version else None
+        try:
+            mv = reg.ensure_base_version(name, prompt_template) if version else None
+        except ConfigError as exc:  # e.g. a base LM without a chat template: the base import still stands
+            raise ConfigError(f"imported base model {name!r}, but cannot register {name}:1: {exc}", hint="use --no-version, or give the tokenizer a chat template") from exc
     data = {"base_model": _base_summary(base), "model_version": _short(mv) if mv else None}
 
     def render(d):
