@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from llmfti.config.base import load_config, apply_overrides
 from llmfti.config.features import ChunkerConfig, EmbedderConfig, FeatureConfig
+from llmfti.config.finetune import FinetuneConfig
 
-CONFIG_MODELS = {"features": FeatureConfig}
+CONFIG_MODELS = {"features": FeatureConfig, "finetune": FinetuneConfig}
 
-__all__ = ["CONFIG_MODELS", "ChunkerConfig", "EmbedderConfig", "FeatureConfig", "apply_overrides", "load_config"]
+__all__ = ["CONFIG_MODELS", "ChunkerConfig", "EmbedderConfig", "FeatureConfig", "FinetuneConfig", "apply_overrides", "load_config"]
