@@ -164,6 +164,8 @@ class Trainer:
             start, self.history, resumed_from = state["step"], state["history"], str(ckpt)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
+        # The eval loss before any update is the fair baseline for "did training help" (same examples).
+        eval_start = self.evaluate() if resumed_from is None else None
         bar = _Progress(self.total_steps, start, enabled=self.progress)
         t0, tok, ltok, last = time.perf_counter(), 0, 0, None
         eval_loss = None
@@ -192,6 +194,7 @@ class Trainer:
             "resumed_from": resumed_from,
             "train_loss_first": self.history[0]["loss"] if self.history else None,
             "train_loss_final": last["loss"] if last else (self.history[-1]["loss"] if self.history else None),
+            "eval_loss_start": eval_start,
             "eval_loss": eval_loss,
             "tokens": tok,
             "loss_tokens": ltok,
