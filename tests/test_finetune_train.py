@@ -81,7 +81,7 @@ def test_resume_continues_from_the_latest_checkpoint(tmp_path, home, tiny_base, 
     full = finetune(_cfg(tmp_path / "a", tiny_base, max_steps=5, checkpoint_every=2, output_dir=str(tmp_path / "full")),
                     home=home, progress=False, register=False)
 
-    real_step = Trainer._step
+    real_step = Trainer.train_step
 
     def crash_at_4(self, step):
         if step == 3:  # 0-based: steps 1..3 done, checkpoint at 2 written
@@ -89,11 +89,11 @@ def test_resume_continues_from_the_latest_checkpoint(tmp_path, home, tiny_base, 
         return real_step(self, step)
 
     cfg = _cfg(tmp_path / "b", tiny_base, max_steps=5, checkpoint_every=2, output_dir=str(tmp_path / "crashy"))
-    monkeypatch.setattr(Trainer, "_step", crash_at_4)
+    monkeypatch.setattr(Trainer, "train_step", crash_at_4)
     with pytest.raises(KeyboardInterrupt):
         finetune(cfg, home=home, progress=False, register=False)
     assert (tmp_path / "crashy" / "checkpoints" / "step-000002" / "trainer_state.pt").is_file()
-    monkeypatch.setattr(Trainer, "_step", real_step)
+    monkeypatch.setattr(Trainer, "train_step", real_step)
     resumed = finetune(cfg, home=home, progress=False, register=False)
     assert resumed["metrics"]["resumed_from"].endswith("step-000002")
     assert resumed["metrics"]["steps"] == 5

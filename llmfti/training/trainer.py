@@ -103,7 +103,8 @@ class Trainer:
         return [self._micro(m) for m in range(step * self.per_step, (step + 1) * self.per_step)]
 
     # ---- one optimizer step ------------------------------------------------------------------
-    def _step(self, step: int) -> dict:
+    def train_step(self, step: int) -> dict:
+        """One optimizer step (0-based `step`); returns its record (loss, tokens, lr, grad_norm)."""
         import torch
 
         all_plans = self._step_plans(step)
@@ -118,7 +119,7 @@ class Trainer:
             with ctx:
                 s, n = self.model(**batch)
                 (s * (self.dist.world / step_loss_tokens)).backward()
-            loss_sum += float(s.detach())
+            loss_sum = loss_sum + s.detach()  # stays on device: one host sync per step, not per micro-batch
             tokens += plan.tokens
             loss_tokens += n
         grad_norm = None
@@ -127,7 +128,7 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        loss_sum, tokens, loss_tokens = distributed.all_sum([loss_sum, tokens, loss_tokens], self.dist, self.device)
+        loss_sum, tokens, loss_tokens = distributed.all_sum([float(loss_sum), tokens, loss_tokens], self.dist, self.device)
         return {"step": step + 1, "loss": loss_sum / max(1, loss_tokens), "tokens": int(tokens),
                 "loss_tokens": int(loss_tokens), "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm}
 
@@ -171,7 +172,7 @@ class Trainer:
         eval_loss = None
         try:
             for step in range(start, self.total_steps):
-                rec = self._step(step)
+                rec = self.train_step(step)
                 tok += rec["tokens"]
                 ltok += rec["loss_tokens"]
                 dt = time.perf_counter() - t0
