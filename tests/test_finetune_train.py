@@ -155,3 +155,19 @@ def test_trained_model_emits_eos_and_passes_all_guards(tmp_path, home, tiny_base
     )
     res = finetune(cfg, home=home, progress=False)
     assert res["guards"]["eos"]["with_eos"] >= res["guards"]["eos"]["probes"] / 2
+
+
+def test_variants_agree_checkpointing_and_unfused_loss_and_padded_batches_train(tmp_path, home, tiny_base):
+    """Activation checkpointing and the unfused loss change memory, not results; padded batches also learn."""
+    from llmfti.training import finetune
+
+    def run(sub, **upd):
+        cfg = _cfg(tmp_path / sub, tiny_base, max_steps=3).model_copy(update=upd)
+        return finetune(cfg, home=home, progress=False, register=False, resume=False)["metrics"]
+
+    ref = run("ref")
+    for sub, upd in [("gc", {"gradient_checkpointing": True}), ("unfused", {"fused_loss": False})]:
+        assert run(sub, **upd)["eval_loss"] == pytest.approx(ref["eval_loss"], rel=1e-4), sub
+    padded = _cfg(tmp_path / "pad", tiny_base, max_steps=3, packing=False)
+    m = finetune(padded, home=home, progress=False, register=False, resume=False)["metrics"]
+    assert m["eval_loss"] < m["eval_loss_start"]

@@ -28,11 +28,12 @@ def _fused_function():
         def forward(ctx, hidden, weight, targets, chunk: int):
             need_w = weight.requires_grad
             grad_h = torch.empty_like(hidden)
-            grad_w = torch.zeros_like(weight, dtype=torch.float32) if need_w else None
-            total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            grad_w = torch.zeros_like(weight, dtype=torch.promote_types(weight.dtype, torch.float32)) if need_w else None
+            acc = torch.promote_types(hidden.dtype, torch.float32)  # bf16 -> fp32 softmax; fp64 stays fp64
+            total = torch.zeros((), dtype=acc, device=hidden.device)
             for s in range(0, hidden.shape[0], chunk):
                 h, y = hidden[s : s + chunk], targets[s : s + chunk]
-                logits = (h @ weight.t()).float()
+                logits = (h @ weight.t()).to(acc)
                 lse = torch.logsumexp(logits, dim=-1)
                 total += (lse - logits.gather(1, y[:, None]).squeeze(1)).sum()
                 # d/dlogits of sum CE = softmax - onehot; reuse the logits buffer to avoid a second [chunk, V].
@@ -41,7 +42,7 @@ def _fused_function():
                 g = g.to(hidden.dtype)
                 grad_h[s : s + chunk] = g @ weight
                 if need_w:
-                    grad_w += (g.t() @ h).float()
+                    grad_w += (g.t() @ h).to(grad_w.dtype)
             ctx.save_for_backward(grad_h, grad_w if need_w else torch.empty(0))
             ctx.need_w = need_w
             ctx.weight_dtype = weight.dtype
@@ -76,9 +77,10 @@ def chunked_module_cross_entropy(hidden, head, targets, chunk: int = 4096):
     from torch.utils.checkpoint import checkpoint
 
     def part(h, y):
-        return F.cross_entropy(head(h).float(), y, reduction="sum")
+        logits = head(h)
+        return F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), y, reduction="sum")
 
-    total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+    total = torch.zeros((), dtype=torch.promote_types(hidden.dtype, torch.float32), device=hidden.device)
     for s in range(0, hidden.shape[0], chunk):
         total = total + checkpoint(part, hidden[s : s + chunk], targets[s : s + chunk], use_reentrant=False)
     return total
@@ -98,7 +100,8 @@ def causal_lm_loss(hidden_states, head, targets, *, chunk: int = 4096, fused: bo
         # Keep the graph connected (DDP expects every trainable parameter to get a gradient).
         return hidden_states.sum() * 0.0, 0
     if not fused:
-        return F.cross_entropy(head(h).float(), y, reduction="sum"), n
+        logits = head(h)
+        return F.cross_entropy(logits.to(torch.promote_types(logits.dtype, torch.float32)), y, reduction="sum"), n
     if type(head) is torch.nn.Linear and head.bias is None:
         return fused_linear_cross_entropy(h, head.weight, y, chunk), n
     return chunked_module_cross_entropy(h, head, y, chunk), n
