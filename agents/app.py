@@ -14,6 +14,7 @@ import json
 import os
 import time
 import uuid
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from agents import pipeline
@@ -58,22 +59,24 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
 
     home = home if isinstance(home, ProjectHome) else ProjectHome.at(home)
     keys = load_api_keys() if api_keys is None else set(api_keys)
-    app = FastAPI(title="llmfti agent service", version="1", description="Deployments couple a model version with a feature-group version. Clients send typed requests, never prompts.")
     manager = DeploymentManager(home, poll_interval_s=poll_interval_s, generator_override=generator_override)
     log = InferenceLog(FeatureStore(home))
     metrics = ServiceMetrics()
-    app.state.manager, app.state.log, app.state.metrics = manager, log, metrics
 
-    @app.on_event("startup")
-    def _start():
+    @asynccontextmanager
+    async def lifespan(app):
         log.flush()  # rows a killed predecessor left in its buffer
         log.start()
         manager.start()
+        try:
+            yield
+        finally:
+            manager.stop()
+            log.close()
 
-    @app.on_event("shutdown")
-    def _stop():
-        manager.stop()
-        log.close()
+    app = FastAPI(title="llmfti agent service", version="1", lifespan=lifespan,
+                  description="Deployments couple a model version with a feature-group version. Clients send typed requests, never prompts.")
+    app.state.manager, app.state.log, app.state.metrics = manager, log, metrics
 
     @app.middleware("http")
     async def guard(request: Request, call_next):

@@ -153,7 +153,9 @@ def log_failure(runtime, raw: dict, exc: Exception, log, metrics, prepared: Prep
     return p.request_id
 
 
-def invoke(runtime, raw: dict, *, log=None, metrics=None, request_id: str | None = None, features: dict | None = None, commit: int | None = None) -> dict:
+def invoke(runtime, raw: dict, *, log=None, metrics=None, request_id: str | None = None, features: dict | None = None, commit: int | None = None, return_prompt: bool = False) -> dict:
+    """Run the whole pipeline. The rendered prompt is returned only with `return_prompt` (replay):
+    client-facing APIs never show prompts."""
     p = None
     try:
         p = prepare(runtime, raw, request_id, features=features, commit=commit)
@@ -164,12 +166,13 @@ def invoke(runtime, raw: dict, *, log=None, metrics=None, request_id: str | None
         raise
     timings = finish_log(p, log, metrics, status="ok", output=gen.text, prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens)
     out = {
-        "prompt_text": p.encoded.text,
         "answer": gen.text, "citations": citations(p), "request_id": p.request_id, "versions": _versions(p), "timings_ms": timings,
         "usage": {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens, "finish_reason": gen.finish_reason},
     }
     if calls:
         out["tool_calls"] = calls
+    if return_prompt:
+        out["prompt_text"] = p.encoded.text
     return out
 
 

@@ -23,7 +23,7 @@ def replay(home, request_id: str) -> dict:
     row = rows[0]
     record = DeploymentStore(home).get(row["deployment"], row["deployment_version"])
     runtime = build_runtime(home, record, RuntimeCache())
-    result = pipeline.invoke(runtime, row["request"], features=row["features"] or {}, commit=row["commit"])
+    result = pipeline.invoke(runtime, row["request"], features=row["features"] or {}, commit=row["commit"], return_prompt=True)
     same_fp = result["versions"]["prompt_fingerprint"] == row["prompt_fingerprint"]
     same_prompt = row["prompt_text"] is None or result["prompt_text"] == row["prompt_text"]
     greedy = runtime.config.generation.temperature == 0

@@ -3,6 +3,7 @@
     llmfti --help
     llmfti ingest docs/ --feature-group docs --json
     llmfti fg search docs "how do I ...?" -k 5
+    llmfti finetune --config configs/finetune/smollm2-demo.yaml --set train.max_steps=50
 
 Every verb takes `--json` and then prints exactly one JSON document on stdout; progress bars and
 logs go to stderr. Errors exit non-zero with a message (and a JSON error document with --json).
@@ -15,7 +16,7 @@ import sys
 
 import typer
 
-from llmfti.cli import deploy_cmd, fg_cmd, ingest_cmd, models_cmd, serve_cmd
+from llmfti.cli import deploy_cmd, fg_cmd, finetune_cmd, ingest_cmd, models_cmd, serve_cmd
 from llmfti.cli.output import fail
 
 app = typer.Typer(
@@ -32,11 +33,12 @@ def root(
     ctx: typer.Context,
     home: str = typer.Option(None, "--home", envvar="LLMFTI_HOME", help="Project home (LanceDB + artifacts). Default ./.llmfti"),
 ):
-    """Feature pipelines (ingest, fg), models (models) and more. Set the project home with --home or LLMFTI_HOME."""
+    """Feature pipelines (ingest, fg), models (models), fine-tuning (finetune) and more. Set the project home with --home or LLMFTI_HOME."""
     ctx.obj = {"home": home}
 
 
 app.command("ingest", help=ingest_cmd.__doc__)(ingest_cmd.ingest)
+app.command("finetune", help=finetune_cmd.__doc__)(finetune_cmd.finetune)
 app.add_typer(fg_cmd.app, name="fg")
 app.add_typer(models_cmd.app, name="models")
 app.command("deploy")(deploy_cmd.deploy)

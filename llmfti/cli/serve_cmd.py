@@ -63,7 +63,6 @@ def ask(
             result = invoke(runtime, body, log=log)
         finally:
             log.close()
-        result.pop("prompt_text", None)
     emit(result, json_out, _render_answer)
 
 

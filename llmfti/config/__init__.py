@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from llmfti.config.base import load_config, apply_overrides
 from llmfti.config.features import ChunkerConfig, EmbedderConfig, FeatureConfig
+from llmfti.config.finetune import FinetuneConfig
 
-CONFIG_MODELS = {"features": FeatureConfig}
+CONFIG_MODELS = {"features": FeatureConfig, "finetune": FinetuneConfig}
 
-__all__ = ["CONFIG_MODELS", "ChunkerConfig", "EmbedderConfig", "FeatureConfig", "apply_overrides", "load_config"]
-
-from llmfti.config.deployments import DeploymentConfig  # noqa: E402
+from llmfti.config.deployments import DeploymentConfig
 
 CONFIG_MODELS["deployments"] = DeploymentConfig
+
+__all__ = ["CONFIG_MODELS", "ChunkerConfig", "DeploymentConfig", "EmbedderConfig", "FeatureConfig", "FinetuneConfig", "apply_overrides", "load_config"]

@@ -1,0 +1,63 @@
+"""Fine-tune a base model with LoRA on an encoded training dataset and register the result.
+
+Resumes the latest unfinished run of the same name from its last checkpoint (--no-resume starts over).
+Guards run after training: an adapter that does not change the output, or a model that never emits
+EOS, is an error (exit code 6). Multi-GPU: `torchrun --nproc-per-node N -m llmfti finetune ...`
+or `accelerate launch --num_processes N -m llmfti finetune ...`, with no other change.
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+import typer
+
+from llmfti.cli.output import console, emit, home_of
+
+JSON = typer.Option(False, "--json", help="Print one JSON document on stdout (progress goes to stderr).")
+
+
+def finetune(
+    ctx: typer.Context,
+    config: str = typer.Option(..., "--config", "-c", help="configs/finetune/NAME.yaml"),
+    set_: List[str] = typer.Option([], "--set", help="Override a config value, e.g. --set train.max_steps=100"),
+    resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue the latest unfinished run of this name."),
+    merge: bool = typer.Option(False, "--merge", help="Also save merged (base + adapter) weights."),
+    json_out: bool = JSON,
+):
+    import os
+
+    from llmfti.config import FinetuneConfig, load_config
+    from llmfti.training import finetune as run
+
+    cfg = load_config(FinetuneConfig, config, set_)
+    result = run(cfg, home=home_of(ctx), resume=resume, merge=merge or None, progress=True)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return  # one JSON document per launch: other ranks stay quiet
+    emit(result, json_out, _render)
+
+
+def _render(r: dict) -> None:
+    out = console()
+    m = r["metrics"]
+    out.print(f"[bold]{r['name']}[/] trained {m['steps']} steps in {m['wall_s']:.1f}s on {m['device']} ({m['dtype']}, {m['attn_implementation']})")
+    if m.get("resumed_from"):
+        out.print(f"  resumed from {m['resumed_from']}")
+    ev = f"{m['eval_loss']:.4f}" if m.get("eval_loss") is not None else "n/a"
+    ev0 = f"{m['eval_loss_start']:.4f}" if m.get("eval_loss_start") is not None else "n/a"
+    out.print(f"  train loss {m['train_loss_first']:.4f} -> {m['train_loss_final']:.4f}; eval loss {ev0} -> {ev}")
+    out.print(f"  {m['tokens_per_s']:,.0f} tok/s, {m['loss_tokens_per_s']:,.0f} answer tok/s")
+    out.print(f"  adapter {r['adapter_dir']} (sha256 {r['adapter_sha256'][:12]})")
+    if r.get("merged_dir"):
+        out.print(f"  merged weights {r['merged_dir']}")
+    g = r.get("guards", {})
+    if "eos" in g and g["eos"].get("checked"):
+        out.print(f"  guards: adapter changes outputs (max delta {g.get('adapter_logit_delta', 0):.3g}); "
+                  f"EOS in {g['eos']['with_eos']}/{g['eos']['probes']} probe generations")
+        if g["eos"].get("warning"):
+            out.print(f"  [yellow]warning:[/] {g['eos']['warning']}")
+    reg = r["registration"]
+    if reg.get("registered"):
+        out.print(f"  registered as [bold]{reg.get('ref')}[/]")
+    else:
+        out.print(f"  [yellow]not registered:[/] {reg.get('reason')}")

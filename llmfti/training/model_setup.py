@@ -1,0 +1,136 @@
+"""Loading the base model for training: device, dtype, attention kernel, LoRA, and the loss module.
+
+- CUDA: bf16 weights and compute, flash_attention_2 when `flash_attn` is installed, else sdpa.
+- CPU: fp32 (bf16 matmuls on CPU are slow or emulated, and the tests compare losses exactly).
+`LossModel` is the nn.Module that DDP and torch.compile see: it runs the decoder body and the
+fused loss, so gradient sync hooks fire even though we never call the model's own forward.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from llmfti.errors import ConfigError, NotFoundError
+
+
+def resolve_device(device: str):
+    import torch
+
+    if device == "auto":
+        if torch.cuda.is_available():
+            import os
+
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        return torch.device("cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {device!r} requested but CUDA is not available", hint="use --set device=cpu")
+    return torch.device(device)
+
+
+def resolve_dtype(precision: str, device):
+    import torch
+
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return torch.float32
+
+
+def resolve_attn(attn: str, device) -> str:
+    if attn != "auto":
+        return attn
+    if device.type == "cuda":
+        import importlib.util
+
+        if importlib.util.find_spec("flash_attn") is not None:
+            return "flash_attention_2"
+    return "sdpa"
+
+
+def resolve_base_model(base_model: str, home=None) -> str:
+    """A local folder as given, else `<home>/artifacts/models/base/NAME/`, else the string itself (hub id)."""
+    if Path(base_model).expanduser().is_dir():
+        return str(Path(base_model).expanduser().resolve())
+    from llmfti.home import ProjectHome
+
+    folder = ProjectHome.at(home).models_dir / "base" / base_model
+    if folder.is_dir():
+        return str(folder)
+    if "/" in base_model:  # looks like a hub id: let transformers try (works where a hub or cache is present)
+        return base_model
+    raise NotFoundError(
+        f"base model {base_model!r} not found in {folder.parent}",
+        hint="llmfti models pull-defaults (for SmolLM2-135M-Instruct) or give a local folder",
+    )
+
+
+def load_base(path: str, *, dtype, attn: str, device):
+    """(model, tokenizer) with frozen weights on `device`."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, attn_implementation=attn)
+    model.to(device)
+    model.config.use_cache = False  # see packing.py: a cache silently disables packed-sequence masking
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model, tokenizer
+
+
+def add_lora(model, lora, *, seed: int):
+    """Wrap `model` with a fresh LoRA adapter (seeded init)."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(seed)
+    cfg = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, cfg)
+
+
+def _loss_module_class():
+    import torch
+
+    from llmfti.training.loss import causal_lm_loss
+
+    class LossModel(torch.nn.Module):
+        """forward(input_ids, position_ids, targets) -> (sum of token losses, loss tokens)."""
+
+        def __init__(self, peft_model, *, fused: bool, chunk: int):
+            super().__init__()
+            self.peft_model = peft_model
+            base = peft_model.get_base_model()
+            self.body = base.get_decoder()
+            self.head = base.get_output_embeddings()
+            cfg = base.config
+            # Models that post-process logits (softcapping, scaling) take the plain path: the fused loss
+            # would silently compute the wrong thing for them.
+            self.fused = fused and not getattr(cfg, "final_logit_softcapping", None) and not getattr(cfg, "logit_scale", None)
+            self.chunk = chunk
+
+        def forward(self, input_ids, position_ids, targets):
+            if not self.fused:
+                logits = self.peft_model(input_ids=input_ids, position_ids=position_ids, use_cache=False).logits
+                return causal_lm_loss(logits, torch.nn.Identity(), targets, fused=False)
+            hidden = self.body(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
+            return causal_lm_loss(hidden, self.head, targets, chunk=self.chunk, fused=True)
+
+    return LossModel
+
+
+def build_loss_model(peft_model, *, fused: bool = True, chunk: int = 4096):
+    return _loss_module_class()(peft_model, fused=fused, chunk=chunk)
+
+
+def compile_layers(peft_model) -> None:
+    """Regional compilation: each decoder layer separately (one graph reused N times compiles fast)."""
+    import torch
+
+    body = peft_model.get_base_model().get_decoder()
+    for layer in body.layers:
+        layer.compile(dynamic=True)
+    torch._dynamo.config.cache_size_limit = max(torch._dynamo.config.cache_size_limit, 64)

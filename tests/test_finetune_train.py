@@ -1,0 +1,173 @@
+"""End-to-end fine-tuning on a tiny random Llama (CPU): loss goes down, the adapter reloads and changes
+outputs, resume continues exactly where a crashed run stopped, and the guards fire."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from finetune_tiny import finetune_tiny_base, finetune_tiny_examples, finetune_write_jsonl
+
+
+@pytest.fixture(scope="module")
+def tiny_base(tmp_path_factory):
+    return finetune_tiny_base(tmp_path_factory.mktemp("base") / "tiny-llama")
+
+
+def _cfg(tmp_path, base, output_dir=None, **train):
+    from llmfti.config import FinetuneConfig
+
+    data = finetune_write_jsonl(tmp_path / "data.jsonl", finetune_tiny_examples(24, seed=0))
+    t = dict(max_seq_len=64, batch_tokens=128, lr=3e-2, max_steps=6, warmup_steps=0, schedule="constant", seed=0)
+    t.update(train)
+    return FinetuneConfig(name="tiny", base_model=str(base), data_path=str(data), eval_fraction=0.2,
+                          device="cpu", lora={"r": 8, "alpha": 16}, train=t, guards={"eos": "off"},
+                          output_dir=output_dir)
+
+
+def test_few_steps_reduce_loss_and_adapter_reloads_and_changes_outputs(tmp_path, home, tiny_base):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from llmfti.training import finetune
+
+    res = finetune(_cfg(tmp_path, tiny_base, max_steps=8), home=home, progress=False)
+    m = res["metrics"]
+    assert m["eval_loss"] < m["eval_loss_start"] * 0.9
+    assert m["train_loss_final"] < m["train_loss_first"]
+    assert m["eval_loss"] is not None and m["loss_tokens"] > 0 and m["loss_tokens_per_s"] > 0
+    assert res["guards"]["adapter_logit_delta"] > 1e-4
+    assert len(res["adapter_sha256"]) == 64
+    saved = json.loads((tmp_path / "home" / "artifacts" / "runs" / "finetune" / "tiny").glob("run-*/result.json").__next__().read_text())
+    assert saved["training_dataset"].startswith("file:")
+    # the saved adapter, loaded fresh onto the base, changes the output
+    x = torch.tensor([finetune_tiny_examples(1, seed=9)[0]["input_ids"]])
+    base = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
+    with torch.no_grad():
+        before = base(input_ids=x).logits
+        tuned = PeftModel.from_pretrained(base, res["adapter_dir"]).eval()
+        after = tuned(input_ids=x).logits
+    assert (after - before).abs().max() > 1e-3
+
+
+def test_registered_adapter_loads_through_the_registry(tmp_path, home, tiny_base):
+    reg = pytest.importorskip("llmfti.registry", reason="model registry not in this tree yet")
+    if not hasattr(reg, "ModelRegistry"):
+        pytest.skip("model registry not in this tree yet")
+    import torch
+
+    from llmfti.registry import ModelRegistry
+    from llmfti.training import finetune
+
+    res = finetune(_cfg(tmp_path, tiny_base, max_steps=3), home=home, progress=False)
+    assert res["registration"]["registered"], res["registration"]
+    model, tok, _ = ModelRegistry(home).load_model(res["registration"]["ref"])
+    x = torch.tensor([finetune_tiny_examples(1, seed=9)[0]["input_ids"]])
+    with torch.no_grad():
+        with model.disable_adapter():
+            off = model(input_ids=x).logits
+        on = model(input_ids=x).logits
+    assert (on - off).abs().max() > 1e-4
+
+
+def test_resume_continues_from_the_latest_checkpoint(tmp_path, home, tiny_base, monkeypatch):
+    from safetensors.torch import load_file
+
+    from llmfti.training import finetune
+    from llmfti.training.trainer import Trainer
+
+    full = finetune(_cfg(tmp_path / "a", tiny_base, max_steps=5, checkpoint_every=2, output_dir=str(tmp_path / "full")),
+                    home=home, progress=False, register=False)
+
+    real_step = Trainer.train_step
+
+    def crash_at_4(self, step):
+        if step == 3:  # 0-based: steps 1..3 done, checkpoint at 2 written
+            raise KeyboardInterrupt("simulated crash")
+        return real_step(self, step)
+
+    cfg = _cfg(tmp_path / "b", tiny_base, max_steps=5, checkpoint_every=2, output_dir=str(tmp_path / "crashy"))
+    monkeypatch.setattr(Trainer, "train_step", crash_at_4)
+    with pytest.raises(KeyboardInterrupt):
+        finetune(cfg, home=home, progress=False, register=False)
+    assert (tmp_path / "crashy" / "checkpoints" / "step-000002" / "trainer_state.pt").is_file()
+    monkeypatch.setattr(Trainer, "train_step", real_step)
+    resumed = finetune(cfg, home=home, progress=False, register=False)
+    assert resumed["metrics"]["resumed_from"].endswith("step-000002")
+    assert resumed["metrics"]["steps"] == 5
+    # same data order, optimizer and RNG state: the resumed run ends where the uninterrupted one did
+    a = load_file(f"{full['adapter_dir']}/adapter_model.safetensors")
+    b = load_file(f"{resumed['adapter_dir']}/adapter_model.safetensors")
+    for k in a:
+        assert (a[k] - b[k]).abs().max() < 1e-5, k
+    # resuming with different data-defining settings is refused
+    from llmfti.errors import ConfigError
+
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "checkpoints").symlink_to(tmp_path / "crashy" / "checkpoints")
+    bad = _cfg(tmp_path / "c", tiny_base, max_steps=5, seed=1, output_dir=str(tmp_path / "other"))
+    with pytest.raises(ConfigError, match="other data or model settings"):
+        finetune(bad, home=home, progress=False, register=False)
+
+
+def test_guard_fires_on_a_noop_adapter(tiny_base):
+    from transformers import AutoModelForCausalLM
+
+    from llmfti.config.finetune import LoraSettings
+    from llmfti.training.guards import AdapterNoOpError, TrainingGuardError, check_adapter_changes_output
+    from llmfti.training.model_setup import add_lora
+
+    pm = add_lora(AutoModelForCausalLM.from_pretrained(tiny_base), LoraSettings(r=4), seed=0)  # B = 0: a no-op
+    with pytest.raises(AdapterNoOpError) as err:
+        check_adapter_changes_output(pm, finetune_tiny_examples(1)[0]["input_ids"])
+    assert isinstance(err.value, TrainingGuardError) and err.value.exit_code == 6
+
+
+def test_eos_guards(tiny_base, tmp_path, home):
+    from transformers import AutoModelForCausalLM
+
+    from llmfti.training import finetune
+    from llmfti.training.guards import NoEosError, check_emits_eos, check_labels_end_with_eos, prompt_of
+
+    with pytest.raises(NoEosError, match="no training answer ends with EOS"):
+        check_labels_end_with_eos(finetune_tiny_examples(4, eos=False), {2})
+    model = AutoModelForCausalLM.from_pretrained(tiny_base)
+    prompts = [prompt_of(e) for e in finetune_tiny_examples(2)]
+    with pytest.raises(NoEosError, match="emitted EOS"):  # an id the model can never produce
+        check_emits_eos(model, prompts, {10_000}, max_new_tokens=4, pad_id=0)
+    assert check_emits_eos(model, prompts, {10_000}, max_new_tokens=4, pad_id=0, mode="warn")["warning"]
+    # the pipeline refuses data without EOS before training
+    from llmfti.config import FinetuneConfig
+
+    data = finetune_write_jsonl(tmp_path / "noeos.jsonl", finetune_tiny_examples(8, eos=False))
+    cfg = FinetuneConfig(name="t", base_model=str(tiny_base), data_path=str(data), device="cpu", train={"max_seq_len": 64, "batch_tokens": 128})
+    with pytest.raises(NoEosError):
+        finetune(cfg, home=home, progress=False)
+
+
+def test_trained_model_emits_eos_and_passes_all_guards(tmp_path, home, tiny_base):
+    from llmfti.training import finetune
+
+    cfg = _cfg(tmp_path, tiny_base, max_steps=40, lr=2e-2).model_copy(
+        update={"guards": _cfg(tmp_path, tiny_base).guards.model_copy(update={"eos": "error", "eos_max_new_tokens": 24})}
+    )
+    res = finetune(cfg, home=home, progress=False)
+    assert res["guards"]["eos"]["with_eos"] >= res["guards"]["eos"]["probes"] / 2
+
+
+def test_variants_agree_checkpointing_and_unfused_loss_and_padded_batches_train(tmp_path, home, tiny_base):
+    """Activation checkpointing and the unfused loss change memory, not results; padded batches also learn."""
+    from llmfti.training import finetune
+
+    def run(sub, **upd):
+        cfg = _cfg(tmp_path / sub, tiny_base, max_steps=3).model_copy(update=upd)
+        return finetune(cfg, home=home, progress=False, register=False, resume=False)["metrics"]
+
+    ref = run("ref")
+    for sub, upd in [("gc", {"gradient_checkpointing": True}), ("unfused", {"fused_loss": False})]:
+        assert run(sub, **upd)["eval_loss"] == pytest.approx(ref["eval_loss"], rel=1e-4), sub
+    padded = _cfg(tmp_path / "pad", tiny_base, max_steps=3, packing=False)
+    m = finetune(padded, home=home, progress=False, register=False, resume=False)["metrics"]
+    assert m["eval_loss"] < m["eval_loss_start"]
