@@ -194,3 +194,17 @@ def test_records_to_td_to_finetune_to_registered_model_with_lineage(project, hom
     assert shown["adapter_sha256"] and shown["metrics"]["steps"] == 2 and shown["config"]["dataset"] == "qa-train:1"
     card = _cli(home, "models", "card", reg["ref"]).stdout
     assert "qa-train:1" in card and ds.content_hash in card and '"qa:1"' in card
+
+
+def test_encoding_with_a_model_version_pins_its_encoder(project, home):
+    from llmfti.registry import ModelRegistry
+    from llmfti.transforms.model_dependent import FingerprintMismatch
+
+    store, *_ = project
+    mv = ModelRegistry(home).ensure_base_version("tiny")
+    ds = store.training_datasets.create(name="mv", source="qa", model=mv.ref)
+    e = ds.describe()["encoder"]
+    assert e["model"] == {"kind": "model_version", "ref": mv.ref} and e["fingerprint"] == mv.encoder_fingerprint
+    assert ds.recreate()["identical"]
+    with pytest.raises(FingerprintMismatch, match="prompt template"):  # a version's encoder is not overridable
+        store.training_datasets.create(name="mv", source="qa", model=mv.ref, prompt_template="plain")

@@ -32,7 +32,7 @@ def create(
     from_: str = typer.Option(..., "--from", help="Records feature group FG[:VERSION] (ingested with --kind records)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Records at this commit, tag or ingestion time (default: latest, pinned)."),
     until: Optional[str] = typer.Option(None, "--event-time-until", help="Keep records with event_time at or before this ISO-8601 time."),
-    contexts: Optional[str] = typer.Option(None, "--contexts", help="Documents to retrieve from: DOCS_FG[:VERSION][@COMMIT|TAG|TIME]."),
+    contexts: Optional[str] = typer.Option(None, "--contexts", help="Documents feature group to retrieve from: DOCS_FG or DOCS_FG:VERSION, optionally pinned with @COMMIT, @TAG or @TIME."),
     top_k: int = typer.Option(4, "--top-k", min=0, max=100, help="Contexts per example."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Prompt template name or YAML (default: the model version's, else rag-default)."),
     model: str = typer.Option(..., "--model", help="Model version NAME:N, registered base model NAME, or model folder (its tokenizer encodes)."),
