@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 DEFAULT_HOME = ".llmfti"
 HOME_ENV = "LLMFTI_HOME"
@@ -59,3 +60,21 @@ class ProjectHome:
 
         self.ensure()
         return lancedb.connect(str(self.db_path))
+
+
+def claim_version_dir(root: Path, known: Iterable[int] = ()) -> tuple[int, Path]:
+    """Allocate the next version number under `root` by creating `root/N` atomically.
+
+    Exactly one process can create a given folder, so concurrent writers (model versions, training
+    datasets) never share a number; a crash after the mkdir leaves a gap, never a duplicate. `known`
+    adds numbers recorded elsewhere (e.g. a table) whose folders may be gone.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    taken = list(known) + [int(p.name) for p in root.iterdir() if p.name.isdigit()]
+    version = max(taken, default=0) + 1
+    while True:
+        try:
+            (root / str(version)).mkdir()
+            return version, root / str(version)
+        except FileExistsError:
+            version += 1

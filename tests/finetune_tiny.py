@@ -1,6 +1,7 @@
 """Tiny fine-tuning fixtures built in code (no hub): a character tokenizer, a 2-layer random Llama,
-and a synthetic Q&A set whose answers end with EOS. Named finetune_* to dedupe with
-llmfti/testing/tiny_models.py at merge."""
+and a synthetic Q&A set whose answers end with EOS. The model config comes from
+llmfti.testing.tiny_models (one tiny Llama for the whole suite); the character tokenizer stays here
+because the reverse-a-word task needs one token per character."""
 
 from __future__ import annotations
 
@@ -22,15 +23,12 @@ def finetune_tiny_tokenizer():
 
 
 def finetune_tiny_llama_config(vocab_size: int, **kw):
-    from transformers import LlamaConfig
+    from llmfti.testing.tiny_models import tiny_llama_config
 
-    base = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                num_key_value_heads=2, vocab_size=vocab_size, max_position_embeddings=256,
-                bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True,
-                # 0.02 (the default) caps logits near +-0.6 behind the final norm: too weak to learn in a few steps
-                initializer_range=0.2)
+    base = dict(max_position_embeddings=256, bos_token_id=1, eos_token_id=2, pad_token_id=0, tie_word_embeddings=True,
+                initializer_range=0.2)  # learns in a few steps (see tiny_llama_config)
     base.update(kw)
-    cfg = LlamaConfig(**base)
+    cfg = tiny_llama_config(vocab_size, **base)
     cfg._attn_implementation = "sdpa"
     return cfg
 

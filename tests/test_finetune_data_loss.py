@@ -7,7 +7,7 @@ import pytest
 from finetune_tiny import finetune_tiny_examples, finetune_write_jsonl
 
 
-def test_load_encoded_examples_sources(tmp_path):
+def test_load_encoded_examples_sources(tmp_path, home):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -26,8 +26,8 @@ def test_load_encoded_examples_sources(tmp_path):
     train, evals, _ = load_encoded_examples(str(tmp_path / "d.parquet"))
     assert (len(train), len(evals)) == (7, 3)
 
-    with pytest.raises(NotFoundError, match="no training-dataset reader"):
-        load_encoded_examples("qa:1")
+    with pytest.raises(NotFoundError, match="training dataset 'qa:1' does not exist"):
+        load_encoded_examples("qa:1", home=home)  # the store's reader is found without registering it by hand
     register_example_reader("dataset", lambda name, version, home: (split, DatasetInfo(ref=f"{name}:{version}", encoder={"fingerprint": "abc"})))
     try:
         _, _, info = load_encoded_examples("qa:1")
@@ -35,7 +35,7 @@ def test_load_encoded_examples_sources(tmp_path):
     finally:
         from llmfti.training import data
 
-        data._READERS.pop("dataset", None)
+        data._READERS.pop("dataset", None)  # the built-in reader registers itself again on next use
 
     with pytest.raises(ConfigError, match="no loss-bearing"):
         load_encoded_examples([{"input_ids": [1, 2, 3], "labels": [-100, -100, -100]}])

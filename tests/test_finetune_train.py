@@ -42,6 +42,8 @@ def test_few_steps_reduce_loss_and_adapter_reloads_and_changes_outputs(tmp_path,
     assert len(res["adapter_sha256"]) == 64
     saved = json.loads((tmp_path / "home" / "artifacts" / "runs" / "finetune" / "tiny").glob("run-*/result.json").__next__().read_text())
     assert saved["training_dataset"].startswith("file:")
+    # a bare JSONL knows no prompt encoder: registering would pin a guessed one, so it is not registered
+    assert not res["registration"]["registered"] and "encoder" in res["registration"]["reason"]
     # the saved adapter, loaded fresh onto the base, changes the output
     x = torch.tensor([finetune_tiny_examples(1, seed=9)[0]["input_ids"]])
     base = AutoModelForCausalLM.from_pretrained(tiny_base).eval()
@@ -52,19 +54,29 @@ def test_few_steps_reduce_loss_and_adapter_reloads_and_changes_outputs(tmp_path,
     assert (after - before).abs().max() > 1e-3
 
 
-def test_registered_adapter_loads_through_the_registry(tmp_path, home, tiny_base):
-    reg = pytest.importorskip("llmfti.registry", reason="model registry not in this tree yet")
-    if not hasattr(reg, "ModelRegistry"):
-        pytest.skip("model registry not in this tree yet")
+def test_registered_adapter_loads_through_the_registry(tmp_path, home, corpus, hash_config):
+    """Trained from a training dataset, the result is a model version (encoder = the dataset's) whose
+    adapter loads through ModelRegistry.load_model and changes the outputs of the base."""
     import torch
 
+    from llmfti.config import FinetuneConfig
     from llmfti.registry import ModelRegistry
+    from llmfti.store import FeatureStore
     from llmfti.training import finetune
+    from td_fixtures import import_tiny, ingest_docs, ingest_records, qa_rows, tiny_chat_model, write_jsonl
 
-    res = finetune(_cfg(tmp_path, tiny_base, max_steps=3), home=home, progress=False)
+    store = FeatureStore(home)
+    ingest_docs(store, corpus, hash_config)
+    ingest_records(store, write_jsonl(tmp_path / "qa.jsonl", qa_rows()))
+    import_tiny(home, tiny_chat_model(tmp_path / "tiny"))
+    ds = store.training_datasets.create(name="qa-train", source="qa", contexts="docs", top_k=1, model="tiny")
+    cfg = FinetuneConfig(name="tiny-qa", base_model="tiny", dataset=ds.ref, device="cpu", lora={"r": 4, "alpha": 8}, guards={"eos": "off"},
+                         train=dict(max_seq_len=512, batch_tokens=1024, lr=3e-2, max_steps=3, schedule="constant"))
+    res = finetune(cfg, home=home, progress=False)
     assert res["registration"]["registered"], res["registration"]
-    model, tok, _ = ModelRegistry(home).load_model(res["registration"]["ref"])
-    x = torch.tensor([finetune_tiny_examples(1, seed=9)[0]["input_ids"]])
+    model, tok, enc = ModelRegistry(home).load_model(res["registration"]["ref"])
+    assert enc.fingerprint == ds.describe()["encoder"]["fingerprint"]
+    x = torch.tensor([ds.examples()[0]["input_ids"]])
     with torch.no_grad():
         with model.disable_adapter():
             off = model(input_ids=x).logits

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from llmfti.errors import ConfigError, IncompatibleError, NotFoundError
 from llmfti.hashing import sha256_files
-from llmfti.home import ProjectHome
+from llmfti.home import ProjectHome, claim_version_dir
 from llmfti.registry import base_models as bm
 from llmfti.registry.model_version import STATUSES, ModelVersion, check_name, parse_model_ref
 from llmfti.registry.tables import BASE_MODELS, MODEL_EVALS, MODEL_VERSIONS, RegistryTables, sql_quote
@@ -77,17 +77,8 @@ class ModelRegistry:
     # -- versions ---------------------------------------------------------------------------------
 
     def _claim_version(self, name: str) -> tuple[int, Path]:
-        root = self.home.models_dir / "versions" / name
-        root.mkdir(parents=True, exist_ok=True)
         known = [r["version"] for r in self.tables.rows(MODEL_VERSIONS, f"name = {sql_quote(name)}")]
-        known += [int(p.name) for p in root.iterdir() if p.name.isdigit()]
-        version = max(known, default=0) + 1
-        while True:
-            try:
-                (root / str(version)).mkdir()  # atomic: exactly one process creates a given folder
-                return version, root / str(version)
-            except FileExistsError:
-                version += 1
+        return claim_version_dir(self.home.models_dir / "versions" / name, known)
 
     def register_version(
         self, name: str, *, base_model: str, adapter_dir: str | None = None, encoder=None, prompt_template: str | None = None,

@@ -92,6 +92,17 @@ class FeatureStore:
             raise NotFoundError(f"feature group {name}:{version} does not exist (versions: {self.versions(name) or 'none'})")
         return fg
 
+    @property
+    def training_datasets(self):
+        """Training datasets of this home (`llmfti td ...`)."""
+        from llmfti.store.training_datasets import TrainingDatasets
+
+        return TrainingDatasets(self)
+
+    def training_dataset(self, ref: str):
+        """Training dataset NAME:VERSION (latest version for NAME), with `describe()` and `examples(split)`."""
+        return self.training_datasets.get(ref)
+
     def quarantine(self, feature_group: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
         tbl = self.system_table(QUARANTINE)
         clauses = []

@@ -59,24 +59,34 @@ def tiny_tokenizer(vocab_size: int = 400, chat_template: str = CHATML_TEMPLATE):
     return fast
 
 
-def tiny_llama(vocab_size: int, seed: int = 0):
+def tiny_llama_config(vocab_size: int, *, initializer_range: float = 0.02, **overrides):
+    """The tiny Llama's config. The default initializer_range (0.02) caps logits near +-0.6 behind the
+    final norm: fine for plumbing tests, too weak to learn in a few steps; training tests pass 0.2."""
+    from transformers import LlamaConfig
+
+    base = dict(
+        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
+        vocab_size=vocab_size, max_position_embeddings=2048, initializer_range=initializer_range,
+    )
+    base.update(overrides)
+    return LlamaConfig(**base)
+
+
+def tiny_llama(vocab_size: int, seed: int = 0, *, initializer_range: float = 0.02, **overrides):
     """A 2-layer random LlamaForCausalLM (hidden 32): loads and generates in milliseconds."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     torch.manual_seed(seed)
-    config = LlamaConfig(
-        hidden_size=32, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2, intermediate_size=64,
-        vocab_size=vocab_size, max_position_embeddings=2048,
-    )
-    return LlamaForCausalLM(config).eval()
+    return LlamaForCausalLM(tiny_llama_config(vocab_size, initializer_range=initializer_range, **overrides)).eval()
 
 
-def save_tiny_model(dest: str | Path, seed: int = 0) -> Path:
-    """A complete local model folder: tiny Llama weights + tiny tokenizer (with chat template)."""
+def save_tiny_model(dest: str | Path, seed: int = 0, *, initializer_range: float = 0.02) -> Path:
+    """A complete local model folder: tiny Llama weights + tiny tokenizer (with chat template).
+    Pass initializer_range=0.2 for a model that learns in a few fine-tuning steps."""
     dest = Path(dest)
     tok = tiny_tokenizer()
-    model = tiny_llama(len(tok), seed=seed)
+    model = tiny_llama(len(tok), seed=seed, initializer_range=initializer_range)
     model.config.eos_token_id = tok.eos_token_id
     model.config.pad_token_id = tok.pad_token_id
     model.save_pretrained(dest, safe_serialization=True)

@@ -26,11 +26,28 @@ class DatasetInfo:
     ref: str
     encoder: dict | None = None  # e.g. {"fingerprint": ..., "prompt_template": ...} from the training dataset
     extra: dict = field(default_factory=dict)
+    # Rebuilds the exact PromptEncoder the examples were encoded with, for registration (the registry
+    # pins it with the model version). None for sources that do not know their encoder.
+    encoder_factory: Callable[[], object] | None = field(default=None, repr=False)
 
 
 # A reader takes (name, version, home) and returns (rows, DatasetInfo); rows are dicts as above.
 ExampleReader = Callable[[str, str, object], tuple[list[dict], DatasetInfo]]
 _READERS: dict[str, ExampleReader] = {}
+# Where the built-in reader lives, imported by name on first need (like an entry point), so this
+# module never imports the store itself. Its `register()` calls register_example_reader.
+_DEFAULT_PROVIDERS = {"dataset": "llmfti.store.training_datasets"}
+
+
+def _reader(kind: str) -> ExampleReader | None:
+    if kind not in _READERS and kind in _DEFAULT_PROVIDERS:
+        import importlib
+
+        try:
+            importlib.import_module(_DEFAULT_PROVIDERS[kind]).register()
+        except ImportError:
+            return None
+    return _READERS.get(kind)
 
 
 def register_example_reader(kind: str, reader: ExampleReader) -> None:
@@ -110,7 +127,7 @@ def load_encoded_examples(
     elif isinstance(source, str):
         if ":" not in source:
             raise NotFoundError(f"encoded examples not found: {source!r} is neither a file nor NAME:VERSION")
-        reader = _READERS.get("dataset")
+        reader = _reader("dataset")
         if reader is None:
             raise NotFoundError(
                 f"no training-dataset reader is registered, so {source!r} cannot be read",

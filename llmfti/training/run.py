@@ -125,10 +125,13 @@ def _finish(cfg, home, run_dir, peft_model, tokenizer, train, evals, eos, pad_id
          "encoder": info.encoder, "config": config}, indent=2, default=str), encoding="utf-8")
     registration = {"registered": False, "reason": "register=False"}
     if register:
+        # The encoder the examples were made with (rebuilt and verified by the dataset), not a guess.
+        encoder = info.encoder_factory() if info.encoder_factory is not None else info.encoder
         registration = register_result(
-            home, name=cfg.name, base_model=cfg.base_model, adapter_dir=str(adapter_dir),
-            encoder=info.encoder, prompt_template=(info.encoder or {}).get("prompt_template"),
-            training_dataset=info.ref, metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None},
+            home, name=cfg.name, base_model=cfg.base_model, base_model_path=str(base_path), adapter_dir=str(adapter_dir),
+            encoder=encoder, prompt_template=(info.encoder or {}).get("prompt_template"),
+            training_dataset=info.ref,
+            metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None and not isinstance(v, bool)},
             config=config,
         )
     merged_dir = None

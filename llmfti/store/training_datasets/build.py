@@ -1,0 +1,188 @@
+"""Building a training dataset's examples in memory from a *resolved* plan (fixed commits only).
+
+Steps, all deterministic: read the records feature group at its pinned commit -> keep
+`event_time <= until` -> sort by doc_id -> contexts for each question (the record's own
+`context_ids` first, then the best chunks retrieved from the documents feature group at ITS pinned
+commit, with that feature group's own embedder, exactly as the agent retrieves) -> encode with the
+one PromptEncoder (`encode_example`, whose prompt is `encode_prompt`: no training/serving skew) ->
+split by a seeded hash of the record id (a record keeps its split when others are added) -> content
+hash over (example_id, input_ids, labels, split) in order.
+
+`create` and `recreate` both call `build_examples`; only `create` resolves tags and times first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from llmfti.errors import ConfigError, IncompatibleError
+from llmfti.hashing import sha256_text
+from llmfti.store.feature_store import sql_quote
+
+RECORD_COLUMNS = ["doc_id", "doc_hash", "question", "answer", "context_ids", "event_time", "ingested_at"]
+MAX_LISTED = 20  # skipped / missing ids listed in the lineage (counts are always complete)
+
+
+@dataclass
+class Plan:
+    """Everything a build depends on, with moving references already resolved to commits."""
+
+    records_fg: str  # NAME:VERSION
+    records_commit: int
+    event_time_until: object | None  # aware datetime or None
+    contexts_fg: str | None
+    contexts_commit: int | None
+    top_k: int
+    split: float
+    seed: int
+
+
+@dataclass
+class Built:
+    rows: list[dict]
+    content_hash: str
+    stats: dict = field(default_factory=dict)
+    skipped: list[dict] = field(default_factory=list)
+    missing_context_ids: list[str] = field(default_factory=list)
+
+
+def split_of(doc_id: str, seed: int, train_share: float) -> str:
+    """'train' or 'eval' from a seeded hash of the record id alone, so adding records moves no one."""
+    u = int(sha256_text("llmfti-split", str(seed), doc_id)[:15], 16) / float(16**15)
+    return "train" if u < train_share else "eval"
+
+
+def content_hash(rows: list[dict]) -> str:
+    h = hashlib.sha256()
+    for r in rows:
+        h.update(json.dumps([r["example_id"], list(r["input_ids"]), list(r["labels"]), r["split"]], separators=(",", ":")).encode())
+        h.update(b"\n")
+    return h.hexdigest()
+
+
+def read_records(store, plan: Plan) -> tuple[list[dict], int]:
+    """Records at the pinned commit, inside the event-time window, sorted by doc_id; and how many were cut."""
+    fg = store.feature_group(plan.records_fg)
+    if fg.info["kind"] != "records":
+        raise IncompatibleError(f"{fg.key} holds {fg.info['kind']}, not records", hint="ingest Q&A JSONL with --kind records")
+    rows = fg.read(plan.records_commit, columns=RECORD_COLUMNS).to_pylist()
+    kept = [r for r in rows if plan.event_time_until is None or (r["event_time"] is not None and r["event_time"] <= plan.event_time_until)]
+    return sorted(kept, key=lambda r: r["doc_id"]), len(rows) - len(kept)
+
+
+class ContextSource:
+    """The documents feature group checked out at one commit, with its own embedder."""
+
+    COLUMNS = ["chunk_id", "doc_id", "source", "chunk_index", "text"]
+
+    def __init__(self, store, fg_key: str, commit: int):
+        self.fg = store.feature_group(fg_key)
+        self.table = self.fg.as_of(commit)
+        self.embedder = self.fg.embedder()
+        from llmfti.store.indexing import has_vector_index
+
+        self.indexed = has_vector_index(self.table)
+
+    def given(self, ids: list[str]) -> dict[str, list[dict]]:
+        """Rows for ids that are chunk ids, or doc ids (all of a document's chunks, in order)."""
+        if not ids:
+            return {}
+        quoted = ", ".join(sql_quote(i) for i in sorted(set(ids)))
+        rows = self.table.search().where(f"chunk_id IN ({quoted}) OR doc_id IN ({quoted})").select(self.COLUMNS).limit(None).to_list()
+        out: dict[str, list[dict]] = {}
+        for r in sorted(rows, key=lambda r: (r["doc_id"], r["chunk_index"], r["chunk_id"])):
+            out.setdefault(r["chunk_id"], []).append(r)
+            if r["doc_id"] != r["chunk_id"]:
+                out.setdefault(r["doc_id"], []).append(r)
+        return out
+
+    def retrieve(self, question: str, k: int) -> list[dict]:
+        # The same query as the agent's retrieval (agents/retrieval.py) and `fg search`: cosine on the
+        # query embedding at the pinned commit, refined the same way once an ANN index exists.
+        from llmfti.store.search import NPROBES, REFINE_FACTOR
+
+        if k <= 0:
+            return []
+        builder = self.table.search(self.embedder.embed_query(question)).distance_type("cosine")
+        if self.indexed:
+            builder = builder.nprobes(NPROBES).refine_factor(REFINE_FACTOR)
+        rows = builder.select(self.COLUMNS + ["_distance"]).limit(k).to_list()
+        for r in rows:
+            r["score"] = round(1.0 - float(r["_distance"]), 6)
+        return rows
+
+
+def contexts_for(record: dict, source: ContextSource | None, given_rows: dict, top_k: int, missing: set) -> list:
+    from llmfti.transforms.model_dependent import Context
+
+    chosen: list[dict] = []
+    seen: set[str] = set()
+    for cid in record.get("context_ids") or []:
+        if cid not in given_rows:
+            missing.add(cid)
+        for r in given_rows.get(cid, []):
+            if r["chunk_id"] not in seen:
+                seen.add(r["chunk_id"])
+                chosen.append({**r, "score": 1.0})
+    if source is not None and len(chosen) < top_k:
+        for r in source.retrieve(record["question"], top_k + len(chosen)):
+            if len(chosen) >= top_k:
+                break
+            if r["chunk_id"] not in seen:
+                seen.add(r["chunk_id"])
+                chosen.append(r)
+    return [Context(chunk_id=r["chunk_id"], text=r["text"], score=r["score"], source=r["source"]) for r in chosen]
+
+
+def build_examples(store, plan: Plan, encoder) -> Built:
+    from llmfti.transforms.model_dependent import PromptTooLong
+
+    records, cut = read_records(store, plan)
+    if not records:
+        raise ConfigError(f"{plan.records_fg} has no records at commit {plan.records_commit} inside the event-time window")
+    source = ContextSource(store, plan.contexts_fg, plan.contexts_commit) if plan.contexts_fg else None
+    given_rows = source.given([c for r in records for c in (r.get("context_ids") or [])]) if source else {}
+    missing: set[str] = set()
+    rows, skipped = [], []
+    stats = {"records_read": len(records) + cut, "excluded_by_event_time": cut, "truncated_prompts": 0, "truncated_answers": 0}
+    for rec in records:
+        contexts = contexts_for(rec, source, given_rows, plan.top_k, missing)
+        try:
+            ex = encoder.encode_example(rec["question"], rec["answer"], contexts)
+        except PromptTooLong as exc:
+            skipped.append({"doc_id": rec["doc_id"], "reason": str(exc)})
+            continue
+        stats["truncated_prompts"] += int(ex.truncated)
+        stats["truncated_answers"] += int(ex.answer_truncated)
+        rows.append({
+            "example_id": sha256_text(rec["doc_id"], rec["doc_hash"] or "")[:32], "doc_id": rec["doc_id"],
+            "split": split_of(rec["doc_id"], plan.seed, plan.split), "question": rec["question"], "answer": rec["answer"],
+            "context_ids": [c.chunk_id for c in ex.contexts_used], "input_ids": ex.input_ids, "labels": ex.labels,
+            "prompt_length": ex.prompt_length, "event_time": rec["event_time"], "ingested_at": rec["ingested_at"],
+        })
+    if not rows:
+        raise ConfigError(f"no example could be encoded ({len(skipped)} skipped: {skipped[0]['reason'] if skipped else ''})")
+    stats.update(
+        total=len(rows), train=sum(r["split"] == "train" for r in rows), eval=sum(r["split"] == "eval" for r in rows),
+        skipped=len(skipped), missing_context_ids=len(missing),
+    )
+    return Built(rows, content_hash(rows), stats, skipped[:MAX_LISTED], sorted(missing)[:MAX_LISTED])
+
+
+def first_difference(stored: list[dict], rebuilt: list[dict]) -> dict | None:
+    """The first example that differs between two builds, named by position and record id."""
+    for i, (a, b) in enumerate(zip(stored, rebuilt)):
+        fields = [k for k in ("example_id", "input_ids", "labels", "split") if _plain(a[k]) != _plain(b[k])]
+        if fields:
+            return {"index": i, "stored_doc_id": a["doc_id"], "recreated_doc_id": b["doc_id"], "fields": fields}
+    if len(stored) != len(rebuilt):
+        i = min(len(stored), len(rebuilt))
+        extra = (stored if len(stored) > len(rebuilt) else rebuilt)[i]
+        return {"index": i, "only_in": "stored" if len(stored) > len(rebuilt) else "recreated", "doc_id": extra["doc_id"]}
+    return None
+
+
+def _plain(value):
+    return list(value) if not isinstance(value, str) and hasattr(value, "__iter__") else value
