@@ -89,11 +89,13 @@ def build_runtime(home, record: dict, cache: RuntimeCache, generator_override=No
 
 
 def _transformers_generator(registry, config: DeploymentConfig):
-    from llmfti.models.embedders import resolve_device
+    from llmfti.models.embedders import resolve_device, resolve_dtype
     from llmfti.models.transformers_generator import TransformersGenerator
 
     device = resolve_device(config.backend.device)
-    dtype = None if config.backend.dtype == "auto" else config.backend.dtype
+    # 'auto': bf16 on CUDA and on CPUs with native bf16 (AVX-512 BF16/AMX), where it is several times
+    # faster than fp32 for prefill; fp32 elsewhere. Replays rebuild the same dtype from the config.
+    dtype = resolve_dtype(config.backend.dtype, device)
     model, tokenizer, encoder = registry.load_model(config.model, device=device, dtype=dtype)
     model.eval()
     return TransformersGenerator(

@@ -17,7 +17,7 @@ def test_concurrent_requests_are_batched(tmp_path):
     from llmfti.registry.deployments import DeploymentStore
 
     home = make_home(tmp_path)
-    deploy(home, tmp_path, name="batch", backend={"batch_window_ms": 200, "max_batch_size": 8})
+    deploy(home, tmp_path, name="batch", backend={"batch_window_ms": 200, "max_batch_size": 8, "dtype": "float32"})
     gen = build_runtime(home, DeploymentStore(home).active("batch"), RuntimeCache()).generator
     encoder = build_runtime(home, DeploymentStore(home).active("batch"), RuntimeCache()).encoder
     settings = GenerationSettings(max_new_tokens=6)
