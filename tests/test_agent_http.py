@@ -79,10 +79,31 @@ def test_metrics_and_openapi(client):
     assert schema["properties"]["question"]["maxLength"] == 2000 and "k" in schema["properties"]
 
 
+@pytest.mark.integration
 def test_official_openai_client(client):
+    """The unmodified `openai` client over real HTTP (uvicorn on loopback, in a thread)."""
+    import threading
+    import time
+
+    import uvicorn
     from openai import OpenAI
 
-    oai = OpenAI(base_url="http://testserver/v1", api_key="unused", http_client=client)
+    from server_process import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(client.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    try:
+        _check_openai_client(OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused"))
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def _check_openai_client(oai):
     resp = oai.chat.completions.create(model="docs-qa", messages=[{"role": "user", "content": "What does __exit__ do?"}])
     assert resp.choices[0].message.content.startswith("The __exit__") and resp.usage.total_tokens > 0
     chunks = list(oai.chat.completions.create(model="docs-qa", messages=[{"role": "user", "content": "hi"}], stream=True))

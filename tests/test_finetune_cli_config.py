@@ -85,10 +85,12 @@ def test_cli_finetune_json_and_merge(tmp_path, home):
 @pytest.mark.slow
 def test_torchrun_two_processes_cpu(tmp_path):
     """The same command under torchrun (gloo on CPU): one result, steps split across ranks."""
+    from server_process import free_port  # a fixed port collides with other runs on the machine
+
     base = finetune_tiny_base(tmp_path / "base")
     data = finetune_write_jsonl(tmp_path / "d.jsonl", finetune_tiny_examples(16))
     yml = _write_yaml(tmp_path, base, data, max_steps=2)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(free_port()),
            "-m", "llmfti", "--home", str(tmp_path / "home"), "finetune", "-c", str(yml), "--json"]
     out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
