@@ -264,7 +264,7 @@ def promote(store: DeploymentStore, config: DeploymentConfig, *, force: bool = F
     if not stage:
         found, tried = find_passing_eval(store.home, key, config.model, suite, suite_version)
         if found is not None:
-            checks["checks"]["eval"] = {k: found.get(k) for k in ("suite", "suite_version", "deployment", "deployment_version", "recorded_at", "metrics")}
+            checks["checks"]["eval"] = {k: str(found[k]) if k == "recorded_at" else found.get(k) for k in ("suite", "suite_version", "deployment", "deployment_version", "recorded_at", "metrics")}
         elif force:
             bypassed = True
         else:
