@@ -208,6 +208,55 @@ def test_ragas_judge_builds_offline_with_an_openai_compatible_endpoint():
     assert len(emb.embed_text("with statement")) == 16 and len(emb.embed_texts(["a", "b"])) == 2
 
 
+def _scripted_judge_server(seen: list):
+    """An OpenAI-compatible judge that answers every structured-output request (instructor JSON mode:
+    the schema is in the prompt) with a schema-shaped reply: the real Ragas metrics run end to end."""
+    import httpx
+
+    def fake(schema, defs, name=""):
+        if "$ref" in schema:
+            return fake(defs[schema["$ref"].split("/")[-1]], defs, name)
+        if "anyOf" in schema:
+            return fake(schema["anyOf"][0], defs, name)
+        kind = schema.get("type")
+        if kind == "object":
+            return {k: fake(v, defs, k) for k, v in schema.get("properties", {}).items()}
+        if kind == "array":
+            return [fake(schema.get("items", {}), defs, name)]
+        if kind in ("integer", "number"):
+            return 0 if name == "noncommittal" else 1
+        return "What does the with statement wrap a block with?"
+
+    def handler(request):
+        body = json.loads(request.content)
+        text = "\n".join(m["content"] if isinstance(m["content"], str) else json.dumps(m["content"]) for m in body["messages"])
+        schema, _ = json.JSONDecoder().raw_decode(text[text.index("{", text.index("json_schema")):])
+        seen.append(schema.get("title"))
+        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": body["model"], "usage": {
+            "prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}, "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": json.dumps(fake(schema, schema.get("$defs", {})))}}]})
+
+    return httpx.AsyncClient(transport=httpx.MockTransport(handler))
+
+
+def test_ragas_judge_end_to_end_with_a_scripted_openai_compatible_server():
+    from openai import AsyncOpenAI
+    from ragas.llms import llm_factory
+
+    from llmfti.evaluation.judge import RagasJudge
+    from llmfti.evaluation.metrics import ragas_embeddings
+    from llmfti.evaluation.suites import EvalCase, JudgeSettings
+    from llmfti.testing import HashEmbedder
+
+    seen: list = []
+    client = AsyncOpenAI(base_url="http://judge.test/v1", api_key="unused", http_client=_scripted_judge_server(seen))
+    judge = RagasJudge(JudgeSettings(model="judge"), ragas_embeddings(HashEmbedder(64)), llm=llm_factory("judge", client=client))
+    case = EvalCase(**CASES[0])
+    scores = judge.score(case, answer="It wraps a block with a context manager.", contexts=[case.reference_contexts[0]])
+    assert scores["faithfulness"] == 1.0 and scores["factual_correctness"] == 1.0 and scores["answer_relevancy"] > 0.99
+    assert {"StatementGeneratorOutput", "NLIStatementOutput", "AnswerRelevanceOutput", "ClaimDecompositionOutput"} <= set(seen)
+
+
 # -- the report -----------------------------------------------------------------------------------------
 
 class _Structure(HTMLParser):
@@ -317,3 +366,12 @@ def test_cli_eval_and_deploy_flags(tmp_path, monkeypatch):
     assert invoke("deploy", str(broken), "--stage").exit_code == 0
     failed = invoke("eval", str(suite_dir), "--deployment", "qa", "--staged", "--json")
     assert failed.exit_code == 1 and json.loads(failed.stdout)["passed"] is False
+
+
+def test_cli_and_evaluation_package_import_neither_ragas_nor_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, llmfti, llmfti.cli, llmfti.evaluation.gate; print(sorted(m for m in ('ragas', 'torch', 'langchain_core') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
