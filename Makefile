@@ -1,7 +1,7 @@
 # The two commands a newcomer needs:
 #   make demo   set up, prepare the embedded default models, run the main job
 #   make test   set up, run the test suite
-# Everything else here is a helper for those two.
+# Everything else here is a helper for those two (and for CI: `make eval-gate`, run after `make test`).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -11,7 +11,7 @@ export LLMFTI_HOME ?= $(CURDIR)/.llmfti
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test install clean
+.PHONY: demo test eval-gate install clean
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The eval gate on the embedded defaults: stage configs/deployments/python-docs.yaml and run the
+# evals/python-reference suite on it; exits non-zero below the thresholds (report: build/eval-report.html).
+eval-gate: $(STAMP)
+	$(PY) -m pipelines.eval_gate
 
 clean:
 	rm -rf $(VENV) .llmfti build

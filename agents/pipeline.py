@@ -117,7 +117,7 @@ def _generate(p: Prepared):
 
 def citations(p: Prepared) -> list[dict]:
     used = {c.chunk_id for c in p.encoded.contexts_used} if p.encoded else set()
-    return [{"chunk_id": r["chunk_id"], "source": r["source"], "score": r["score"], "text": r["text"]} for r in p.rows if r["chunk_id"] in used]
+    return [{"chunk_id": r["chunk_id"], "doc_id": r.get("doc_id"), "source": r["source"], "score": r["score"], "text": r["text"]} for r in p.rows if r["chunk_id"] in used]
 
 
 def finish_log(p: Prepared, log, metrics, *, status: str, output: str = "", error: str = "", prompt_tokens: int = 0, completion_tokens: int = 0) -> dict:

@@ -25,7 +25,7 @@ def test_invoke_returns_answer_citations_versions_and_timings(client):
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["answer"].startswith("The __exit__")
-    assert body["citations"] and set(body["citations"][0]) == {"chunk_id", "source", "score", "text"}
+    assert body["citations"] and set(body["citations"][0]) == {"chunk_id", "doc_id", "source", "score", "text"}
     assert body["citations"][0]["source"].endswith("with.md")
     v = body["versions"]
     assert v["model"] == "tiny:1" and v["feature_group"] == "docs:1" and isinstance(v["commit"], int) and len(v["prompt_fingerprint"]) == 64

@@ -16,7 +16,7 @@ import sys
 
 import typer
 
-from llmfti.cli import deploy_cmd, fg_cmd, finetune_cmd, ingest_cmd, models_cmd, serve_cmd, td_cmd
+from llmfti.cli import deploy_cmd, eval_cmd, fg_cmd, finetune_cmd, ingest_cmd, models_cmd, serve_cmd, td_cmd
 from llmfti.cli.output import fail
 
 app = typer.Typer(
@@ -49,6 +49,7 @@ app.command("serve")(serve_cmd.serve)
 app.command("ask")(serve_cmd.ask)
 app.command("logs")(serve_cmd.logs)
 app.command("replay")(serve_cmd.replay)
+app.command("eval")(eval_cmd.eval_)
 
 
 def main() -> None:

@@ -21,22 +21,35 @@ def _store(ctx):
 def deploy(
     ctx: typer.Context,
     config: str = typer.Argument(..., help="configs/deployments/NAME.yaml"),
+    stage: bool = typer.Option(False, "--stage", help="Record the version as staged (not active) so `llmfti eval --staged` can run it."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Require a passing eval of this suite at its current version (default: any suite)."),
     force: bool = typer.Option(False, "--force", help="Promote without a passing eval (needs --reason)."),
     reason: str = typer.Option("", "--reason", help="Why: recorded with the deployment version."),
     json_out: bool = JSON,
 ):
     """Check that the model version and feature group work together, then record and activate a new
-    deployment version. A running server picks it up without restart."""
+    deployment version, only if a passing eval of the identical tuple (model, feature group, resolved
+    commit, template, retrieval and generation settings) is in the registry: stage and eval it first,
+    or --force --reason. A running server picks it up without restart."""
     from llmfti.config import load_config
     from llmfti.config.deployments import DeploymentConfig
-    from llmfti.registry.deployments import check_deployment
+    from llmfti.errors import ConfigError
+    from llmfti.registry.deployments import promote
 
+    if force and not reason.strip():
+        raise ConfigError("--force needs --reason: a promotion without a passing eval must say why")
     cfg = load_config(DeploymentConfig, config)
-    store = _store(ctx)
-    checks = check_deployment(cfg, store.home)
-    record = store.deploy(cfg, checks=checks, force=force, reason=reason)
-    emit(_summary(record), json_out, lambda d: console().print(
-        f"deployed [bold]{d['name']}:{d['version']}[/] model={d['model']} feature_group={d['feature_group']} commit={d['commit']}"))
+    suite_name = suite_version = None
+    if suite:
+        from llmfti.evaluation.suites import load_suite
+
+        loaded = load_suite(suite)
+        suite_name, suite_version = loaded.name, loaded.version
+    record = promote(_store(ctx), cfg, force=force, reason=reason, stage=stage, suite=suite_name, suite_version=suite_version)
+    verb = "staged" if stage else ("deployed (FORCED, no passing eval)" if record["forced"] else "deployed")
+    emit(_summary(record) | {"staged": stage}, json_out, lambda d: console().print(
+        f"{verb} [bold]{d['name']}:{d['version']}[/] model={d['model']} feature_group={d['feature_group']} commit={d['commit']}"
+        + (f" (eval: {d['checks']['eval']['suite']}@{d['checks']['eval']['suite_version']})" if d["checks"].get("eval") else "")))
 
 
 def rollback(

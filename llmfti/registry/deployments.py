@@ -2,9 +2,14 @@
 template, generation settings, request schema), with atomic deploy and rollback.
 
 - `_deployments`: one row per deployment version (immutable), its config and what was verified.
-- `_deployment_events`: append-only deploy/rollback events; the newest event of a name says which
-  version is active, so a switch is one atomic append and the whole tuple moves together.
+- `_deployment_events`: append-only deploy/rollback/stage events; the newest deploy or rollback event
+  of a name says which version is active, so a switch is one atomic append and the whole tuple moves
+  together. A `stage` event records a version that is never active: it exists to be evaluated.
 Each version's config is also written to `artifacts/deployments/NAME/VERSION/deployment.json`.
+
+Promotion is gated by evals (`promote`): a version becomes active only when the registry holds a
+passing eval of the identical tuple (`tuple_key`: model, feature group, resolved commit, template,
+retrieval and generation settings), unless forced with a recorded reason.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from llmfti.home import ProjectHome
 from llmfti.store.feature_store import sql_quote
 
 DEPLOYMENTS, EVENTS = "_deployments", "_deployment_events"
+ACTIVATING = ("deploy", "rollback")  # events that change the active version; "stage" does not
 TS = pa.timestamp("us", tz="UTC")
 SCHEMAS = {
     DEPLOYMENTS: pa.schema([
@@ -109,7 +115,9 @@ class DeploymentStore:
         row = {"name": name, "action": action, "version": version, "reason": reason, "at": datetime.now(timezone.utc)}
         self._table(EVENTS).add(pa.Table.from_pylist([row], schema=SCHEMAS[EVENTS]))
 
-    def deploy(self, config: DeploymentConfig, *, checks: dict, force: bool = False, reason: str = "") -> dict:
+    def deploy(self, config: DeploymentConfig, *, checks: dict, force: bool = False, reason: str = "", stage: bool = False) -> dict:
+        """Record a new version and activate it (or, with `stage`, only record it for evaluation).
+        This is the ungated primitive: `promote` is the gated path that `llmfti deploy` takes."""
         version, folder = self._claim_version(config.name)
         row = {
             "key": f"{config.name}:{version}", "name": config.name, "version": version, "config": config.model_dump_json(),
@@ -118,11 +126,11 @@ class DeploymentStore:
         }
         (folder / "deployment.json").write_text(json.dumps({**row, "config": json.loads(row["config"]), "checks": checks["checks"]}, indent=2, default=str))
         self._table(DEPLOYMENTS).add(pa.Table.from_pylist([row], schema=SCHEMAS[DEPLOYMENTS]))
-        self._event(config.name, "deploy", version, reason)
+        self._event(config.name, "stage" if stage else "deploy", version, reason)
         return self.get(config.name, version)
 
     def rollback(self, name: str, to: int | None = None, reason: str = "") -> dict:
-        history = self.history(name)
+        history = [h for h in self.history(name) if h["action"] in ACTIVATING]  # staged versions were never live
         if not history:
             raise NotFoundError(f"deployment {name!r} does not exist")
         active = self.active(name)["version"]
@@ -134,11 +142,13 @@ class DeploymentStore:
         if to == active:
             raise ConfigError(f"deployment {name}:{to} is already active")
         self.get(name, to)
+        if to not in {h["version"] for h in history}:  # rolling "back" to a staged version would skip the eval gate
+            raise ConfigError(f"deployment {name}:{to} was never active; promote it with llmfti deploy")
         self._event(name, "rollback", to, reason)
         return self.get(name, to)
 
-    def _events(self, name: str) -> list[dict]:
-        return sorted(self._rows(EVENTS, f"name = {sql_quote(name)}"), key=lambda e: e["at"])
+    def _events(self, name: str, actions: tuple[str, ...] = ACTIVATING) -> list[dict]:
+        return sorted((e for e in self._rows(EVENTS, f"name = {sql_quote(name)}") if e["action"] in actions), key=lambda e: e["at"])
 
     def _decode(self, row: dict) -> dict:
         row = dict(row)
@@ -161,12 +171,23 @@ class DeploymentStore:
     def list_active(self) -> list[dict]:
         latest: dict[str, dict] = {}
         for e in sorted(self._rows(EVENTS), key=lambda e: e["at"]):
-            latest[e["name"]] = e
+            if e["action"] in ACTIVATING:
+                latest[e["name"]] = e
         return [self.get(n, e["version"]) for n, e in sorted(latest.items())]
+
+    def staged(self, name: str, version: int | None = None) -> dict:
+        """A staged version (the newest one by default), to be evaluated before promotion."""
+        events = self._events(name, ("stage",))
+        if version is not None:
+            events = [e for e in events if e["version"] == version]
+        if not events:
+            raise NotFoundError(f"deployment {name!r} has no staged version" + (f" {version}" if version else ""),
+                                hint="llmfti deploy configs/deployments/NAME.yaml --stage")
+        return self.get(name, events[-1]["version"])
 
     def history(self, name: str) -> list[dict]:
         out = []
-        for e in self._events(name):
+        for e in self._events(name, ACTIVATING + ("stage",)):
             d = self.get(name, e["version"])
             out.append({"at": e["at"], "action": e["action"], "version": e["version"], "reason": e["reason"],
                         "model": d["model"], "feature_group": d["feature_group"], "commit": d["commit"]})
@@ -180,3 +201,78 @@ class DeploymentStore:
             return self._db.open_table(EVENTS).version
         except (FileNotFoundError, ValueError):
             return 0
+
+
+# -- the eval gate on promotion -----------------------------------------------------------------------
+
+# What does not change a deployment's answers, and so does not make a new tuple.
+_NOT_IN_TUPLE = {"name", "description", "log_prompt_text", "commit"}
+_BACKEND_NOT_IN_TUPLE = {"max_batch_size", "batch_window_ms", "api_key_env"}
+
+
+def tuple_key(config: DeploymentConfig, commit) -> str:
+    """Hash of everything that decides a deployment's answers, with the commit resolved (for a
+    `latest` policy: the commit current now, so a new feature-group commit makes a new tuple).
+    An eval of one deployment version qualifies any version with the same key."""
+    from llmfti.hashing import sha256_json
+
+    data = config.model_dump(mode="json", exclude=_NOT_IN_TUPLE)
+    data["backend"] = {k: v for k, v in data["backend"].items() if k not in _BACKEND_NOT_IN_TUPLE}
+    data["resolved_commit"] = None if commit is None else str(commit)
+    return sha256_json(data)[:24]
+
+
+def resolved_commit(config: DeploymentConfig, checks: dict, home: ProjectHome) -> str | None:
+    """The commit a deployment reads now: the pinned one, or the latest for a `latest` policy."""
+    if not config.feature_group:
+        return None
+    if checks["commit"] != "latest":
+        return str(checks["commit"])
+    from llmfti.store import FeatureStore
+
+    return str(FeatureStore(home).feature_group(config.feature_group).resolve_commit(None))
+
+
+def find_passing_eval(home: ProjectHome, key: str, model: str, suite: str | None = None, suite_version: str | None = None) -> tuple[dict | None, list[dict]]:
+    """(the passing eval that qualifies `key`, every eval of `key`). Per suite version, the newest
+    result decides: a failing re-run revokes an earlier pass."""
+    from llmfti.registry import ModelRegistry
+
+    evals = [e for e in ModelRegistry(home).get(model).evals if e.get("tuple_key") == key]
+    if suite is not None:
+        evals = [e for e in evals if e.get("suite") == suite and (suite_version is None or e.get("suite_version") == suite_version)]
+    newest: dict[tuple, dict] = {}
+    for e in evals:  # oldest first
+        newest[(e.get("suite"), e.get("suite_version"))] = e
+    passing = [e for e in newest.values() if e.get("passed")]
+    return (max(passing, key=lambda e: str(e["recorded_at"])) if passing else None), evals
+
+
+def promote(store: DeploymentStore, config: DeploymentConfig, *, force: bool = False, reason: str = "", stage: bool = False,
+            suite: str | None = None, suite_version: str | None = None) -> dict:
+    """The gated deploy: check the tuple, then activate it only if a passing eval of the identical tuple
+    exists (of `suite` at `suite_version` when given), or `force` with a `reason` (recorded). `stage`
+    records a version for evaluation without activating it (no eval needed)."""
+    if force and not reason.strip():
+        raise ConfigError("--force needs --reason: a promotion without a passing eval must say why")
+    checks = check_deployment(config, store.home)
+    commit = resolved_commit(config, checks, store.home)
+    key = tuple_key(config, commit)
+    checks["checks"]["tuple_key"] = key
+    checks["checks"]["resolved_commit"] = commit
+    bypassed = False
+    if not stage:
+        found, tried = find_passing_eval(store.home, key, config.model, suite, suite_version)
+        if found is not None:
+            checks["checks"]["eval"] = {k: str(found[k]) if k == "recorded_at" else found.get(k) for k in ("suite", "suite_version", "deployment", "deployment_version", "recorded_at", "metrics")}
+        elif force:
+            bypassed = True
+        else:
+            what = f"suite {suite}" + (f"@{suite_version}" if suite_version else "") if suite else "any suite"
+            seen = "; ".join(f"{e.get('suite')}@{e.get('suite_version')}: {'pass' if e.get('passed') else 'FAIL ' + ','.join(e.get('failing') or [])}" for e in tried[-3:])
+            raise IncompatibleError(
+                f"no passing eval ({what}) for {config.name}'s tuple: model {config.model}, feature group {config.feature_group} "
+                f"@ commit {commit}, template/retrieval/generation settings (tuple {key})" + (f"; evals of this tuple: {seen}" if seen else ""),
+                hint=f"llmfti deploy CONFIG --stage, then llmfti eval SUITE --deployment {config.name} --staged; or --force --reason '...'",
+            )
+    return store.deploy(config, checks=checks, force=bypassed, reason=reason, stage=stage)

@@ -1,0 +1,73 @@
+"""`llmfti eval SUITE --deployment NAME [--staged] [--report report.html] [--json]`: run an eval suite
+on a deployment's own inference pipeline (in-process), gate it, and record the result in the registry
+against the exact tuple. Exit 0 when the gate passes, 1 when it fails.
+
+    llmfti deploy configs/deployments/python-docs.yaml --stage
+    llmfti eval python-reference --deployment python-docs --staged --report build/eval-report.html
+    llmfti deploy configs/deployments/python-docs.yaml      # promotes: the eval above qualifies it
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from llmfti.cli.output import console, emit, home_of
+
+
+def eval_(
+    ctx: typer.Context,
+    suite: str = typer.Argument(..., help="Suite name (evals/NAME/) or a suite folder."),
+    deployment: str = typer.Option(..., "--deployment", "-d", help="Deployment name."),
+    staged: bool = typer.Option(False, "--staged", help="Evaluate the newest staged version (llmfti deploy --stage) instead of the active one."),
+    version: Optional[int] = typer.Option(None, "--version", help="Evaluate this deployment version (staged or ever deployed)."),
+    report: Optional[str] = typer.Option(None, "--report", help="Write an HTML report here."),
+    no_record: bool = typer.Option(False, "--no-record", help="Do not store the result in the registry (it then cannot qualify a promotion)."),
+    json_out: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
+):
+    """Run an eval suite on a deployment and gate it (exit 1 below the thresholds)."""
+    from llmfti.evaluation.report import write_report
+    from llmfti.evaluation.runner import run_eval
+    from llmfti.evaluation.suites import load_suite
+    from llmfti.registry.deployments import DeploymentStore
+
+    loaded = load_suite(suite)
+    store = DeploymentStore(home_of(ctx))
+    if version is not None:
+        record = store.get(deployment, version)
+    else:
+        record = store.staged(deployment) if staged else store.active(deployment)
+    err = console(stderr=True)
+
+    def progress(i, n, case_id):
+        err.print(f"  [{i}/{n}] {case_id}", highlight=False)
+
+    err.print(f"eval {loaded.ref} ({len(loaded.cases)} cases) on {deployment}:{record['version']}")
+    result = run_eval(store.home, loaded, record, progress=progress, store=not no_record)
+    if report:
+        result["report"] = str(write_report(result, report))
+    summary = {k: v for k, v in result.items() if k != "cases"}
+    summary["cases"] = [{"id": c["id"], "scores": c["scores"], "cited_doc_ids": c["cited_doc_ids"]} for c in result["cases"]]
+    emit(summary, json_out, _render)
+    if not result["passed"]:
+        raise typer.Exit(1)
+
+
+def _render(d: dict) -> None:
+    from rich.table import Table
+
+    out = console()
+    t = Table("metric", "value", "threshold", "status")
+    for c in d["checks"]:
+        value = "-" if c["value"] is None else f"{c['value']:.3f}"
+        if c.get("lower") is not None:
+            value += f" (CI lower {c['lower']:.3f})"
+        t.add_row(c["metric"], value, f"{c['threshold']:.3f}", c["status"])
+    out.print(t)
+    out.print(f"worst cases: {', '.join(d['worst_cases'])}")
+    out.print(f"{d['suite']}@{d['suite_version']} on {d['deployment']}:{d['deployment_version']} (model {d['model']}, "
+              f"feature group {d['feature_group']} @ commit {d['commit']}, tuple {d['tuple_key']}) in {d['duration_s']} s: "
+              + ("[bold green]PASS[/]" if d["passed"] else f"[bold red]FAIL[/] ({', '.join(d['failing'])})"))
+    if d.get("report"):
+        out.print(f"report: {d['report']}")

@@ -1,0 +1,126 @@
+"""Run an eval suite against a deployment version: its own inference pipeline, in-process, on every
+case; score; gate; store the result in the registry against the exact tuple.
+
+    from llmfti.evaluation import load_suite, run_eval
+    result = run_eval(home, load_suite("python-reference"), DeploymentStore(home).staged("python-docs"))
+    result["passed"], result["metrics"], result["cases"][0]["scores"]
+
+All cases read the same feature-group commit (the latest one when the run starts, for a `latest`
+policy), so the result names one tuple. Eval requests are not written to the inference log: they
+are not user traffic.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime, timezone
+
+from llmfti.evaluation.gate import apply_gate
+from llmfti.evaluation.judge import RagasJudge, resolve_judge, run_judge
+from llmfti.evaluation.metrics import DeterministicScorer
+from llmfti.evaluation.suites import DETERMINISTIC_METRICS, JUDGED_METRICS, Suite
+
+
+def _embedder_for(runtime, home):
+    if runtime.embedder is not None:
+        return runtime.embedder
+    # A chat-only deployment has no feature group: semantic similarity uses the embedded default.
+    from llmfti.config.features import EmbedderConfig
+    from llmfti.models.embedders import load_embedder
+
+    embedder = load_embedder(EmbedderConfig(model="default"), home)
+    embedder.warm_up()
+    return embedder
+
+
+def run_eval(home, suite: Suite, record: dict, *, cache=None, generator_override=None, judge=None, progress=None, store: bool = True) -> dict:
+    """Evaluate deployment version `record` (from DeploymentStore.get/active/staged) on `suite`.
+    `judge`: a judge object (see judge.RagasJudge) or None to use the configured one if any.
+    `store`: record the result in the model registry (the promotion gate reads it there)."""
+    from agents.pipeline import invoke
+    from agents.runtime import RuntimeCache, build_runtime
+    from llmfti.home import ProjectHome
+    from llmfti.registry.deployments import tuple_key
+
+    home = home if isinstance(home, ProjectHome) else ProjectHome.at(home)
+    started = time.perf_counter()
+    runtime = build_runtime(home, record, cache or RuntimeCache(), generator_override)
+    commit = runtime.commit_for_request()  # pinned for the whole run
+    scorer = DeterministicScorer(_embedder_for(runtime, home), suite.gate.context_match_threshold)
+    cases, outputs = [], []
+    for i, case in enumerate(suite.cases):
+        t0 = time.perf_counter()
+        out = invoke(runtime, {"question": case.question}, commit=commit)
+        gen_ms = (time.perf_counter() - t0) * 1000
+        contexts = [c["text"] for c in out["citations"]]
+        doc_ids = [c.get("doc_id") or c["source"] for c in out["citations"]]
+        scores = scorer.score(case, answer=out["answer"], contexts=contexts, cited_doc_ids=doc_ids)
+        cases.append({"id": case.id, "question": case.question, "reference": case.reference, "answer": out["answer"],
+                      "source_ids": case.source_ids, "cited_doc_ids": doc_ids, "scores": scores, "latency_ms": round(gen_ms, 1)})
+        outputs.append((case, out["answer"], contexts))
+        if progress:
+            progress(i + 1, len(suite.cases), case.id)
+    means = {m: _mean([c["scores"].get(m) for c in cases]) for m in DETERMINISTIC_METRICS}
+
+    judge_settings = resolve_judge(suite.gate.judge)
+    judged_runs = None
+    judge_name = None
+    if judge is None and judge_settings is not None:
+        judge = RagasJudge(judge_settings, scorer.embeddings)
+    if judge is not None:
+        runs = judge_settings.runs if judge_settings else suite.gate.judge.runs
+        judged_runs, per_case = run_judge(judge, outputs, runs)
+        judge_name = getattr(judge, "name", type(judge).__name__)
+        for c, judged in zip(cases, per_case):
+            c["judged"] = judged
+            c["scores"].update({m: _mean(v) for m, v in judged.items()})
+        means.update({m: _mean(judged_runs[m]) for m in JUDGED_METRICS})
+
+    gate = apply_gate(suite.gate, means, judged_runs)
+    config = runtime.config
+    versions = {
+        "deployment": config.name, "deployment_version": runtime.version, "model": config.model, "feature_group": config.feature_group,
+        "commit": None if commit is None else str(commit), "prompt_fingerprint": runtime.encoder.fingerprint,
+        "tuple_key": tuple_key(config, commit), "suite": suite.name, "suite_version": suite.version,
+    }
+    result = {
+        **versions, "passed": gate["passed"], "failing": gate["failing"], "metrics": {k: v for k, v in means.items() if v is not None},
+        "checks": gate["checks"], "judge": judge_name, "judge_runs": judged_runs, "n_cases": len(cases),
+        "duration_s": round(time.perf_counter() - started, 1), "at": datetime.now(timezone.utc).isoformat(),
+        "cases": cases,
+        "worst_cases": worst_cases(cases, suite.gate.worst_cases),
+    }
+    if store:
+        result["artifact"] = _write_artifact(home, result)
+        from llmfti.registry import ModelRegistry
+
+        # The registry row holds the summary; per-case detail lives in the artifact it points to.
+        summary = {k: v for k, v in result.items() if k not in ("cases", "worst_cases")}
+        ModelRegistry(home).record_eval(config.model, summary)
+    return result
+
+
+def worst_cases(cases: list[dict], n: int) -> list[str]:
+    """Case ids ranked worst first: retrieval misses first, then by the mean of their scores."""
+    def badness(c):
+        s = c["scores"]
+        vals = [v for v in s.values() if v is not None]
+        return (s.get("hit_at_k", 1.0), sum(vals) / len(vals) if vals else 0.0)
+
+    return [c["id"] for c in sorted(cases, key=badness)[:n]]
+
+
+def _mean(values) -> float | None:
+    vals = [v for v in values if v is not None and v == v]  # v == v drops NaN
+    return round(sum(vals) / len(vals), 6) if vals else None
+
+
+def _write_artifact(home, result: dict) -> str:
+    import json
+
+    folder = home.artifacts / "evals" / result["suite"]
+    folder.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    path = folder / f"{stamp}-{result['deployment']}-v{result['deployment_version']}.json"
+    path.write_text(json.dumps(result, indent=2, default=str))
+    return str(path.relative_to(home.root))
