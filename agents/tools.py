@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
-from llmfti.errors import ConfigError
+from llmfti.plugins import Registry
 
 
 @dataclass
@@ -32,21 +32,18 @@ class Tool:
                                                  "parameters": {"type": "object", "properties": props, "required": sorted(props)}}}
 
 
-_TOOLS: dict[str, Tool] = {}
+TOOLS: Registry = Registry("tool")
+get_tool = TOOLS.get
 
 
 def register_tool(name: str, description: str, parameters: dict):
+    """Decorator: register `fn` as tool `name` with a JSON-schema `parameters` object."""
+
     def decorate(fn: Callable) -> Callable:
-        _TOOLS[name] = Tool(name, description, parameters, fn)
+        TOOLS.add(name, Tool(name, description, parameters, fn))
         return fn
 
     return decorate
-
-
-def get_tool(name: str) -> Tool:
-    if name not in _TOOLS:
-        raise ConfigError(f"unknown tool {name!r}; registered: {', '.join(sorted(_TOOLS)) or 'none'}")
-    return _TOOLS[name]
 
 
 _CALL = re.compile(r"<tool_call>\s*(\{.*?\})\s*</tool_call>", re.S)

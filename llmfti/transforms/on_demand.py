@@ -15,28 +15,13 @@ import unicodedata
 from datetime import datetime
 from typing import Callable
 
+from llmfti.plugins import Registry
+
 OnDemandFn = Callable[[dict, datetime], object]
-_ON_DEMAND: dict[str, OnDemandFn] = {}
-
-
-def register_on_demand(name: str):
-    def decorate(fn: OnDemandFn) -> OnDemandFn:
-        _ON_DEMAND[name] = fn
-        return fn
-
-    return decorate
-
-
-def get_on_demand(name: str) -> OnDemandFn:
-    if name not in _ON_DEMAND:
-        from llmfti.errors import ConfigError
-
-        raise ConfigError(f"unknown on-demand transformation {name!r}; registered: {', '.join(sorted(_ON_DEMAND))}")
-    return _ON_DEMAND[name]
-
-
-def list_on_demand() -> list[str]:
-    return sorted(_ON_DEMAND)
+ON_DEMAND: Registry = Registry("on-demand transformation")
+register_on_demand = ON_DEMAND.register
+get_on_demand = ON_DEMAND.get
+list_on_demand = ON_DEMAND.names
 
 
 def compute_features(names: list[str], request: dict, now: datetime) -> dict:

@@ -1,40 +1,14 @@
-"""One-call registration of transformations, the built-ins registered exactly like extensions.
+"""Chunker registration: the built-in `structured` chunker registers exactly like an extension.
 
     @register_chunker("my-chunker")
-    def make(config: ChunkerConfig, tokenizer: TokenCounter) -> Chunker: ...
+    def make(config: ChunkerConfig, token_offsets, tokenizer_fingerprint: str) -> Chunker: ...
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from llmfti.plugins import Registry
 
-_CHUNKERS: dict[str, Callable] = {}
-
-
-def register_chunker(name: str):
-    """Decorator: register a chunker factory `(ChunkerConfig, TokenOffsets) -> Chunker` under `name`."""
-
-    def decorate(factory: Callable) -> Callable:
-        _CHUNKERS[name] = factory
-        return factory
-
-    return decorate
-
-
-def _load_builtins() -> None:
-    # Importing the module runs its @register_chunker decorators.
-    import llmfti.transforms.model_independent.chunk  # noqa: F401
-
-
-def get_chunker(name: str) -> Callable:
-    _load_builtins()
-    if name not in _CHUNKERS:
-        from llmfti.errors import ConfigError
-
-        raise ConfigError(f"unknown chunker {name!r}; registered: {', '.join(sorted(_CHUNKERS))}")
-    return _CHUNKERS[name]
-
-
-def list_chunkers() -> list[str]:
-    _load_builtins()
-    return sorted(_CHUNKERS)
+CHUNKERS: Registry = Registry("chunker", builtins="llmfti.transforms.model_independent.chunk")
+register_chunker = CHUNKERS.register
+get_chunker = CHUNKERS.get
+list_chunkers = CHUNKERS.names
