@@ -29,6 +29,12 @@ def compute_features(names: list[str], request: dict, now: datetime) -> dict:
     return {name: get_on_demand(name)(request, now) for name in names}
 
 
+def backfill_features(names: list[str], rows: list[dict], time_column: str = "event_time") -> list[dict]:
+    """The feature-pipeline path: the same functions over historical rows, each evaluated as of its
+    own time (`now` = the row's event time), so training features equal what serving would compute."""
+    return [compute_features(names, row, row[time_column]) for row in rows]
+
+
 @register_on_demand("current_date")
 def current_date(request: dict, now: datetime) -> str:
     return now.date().isoformat()
