@@ -177,6 +177,10 @@ class SentenceTransformerEmbedder(Embedder):
                 from transformers import AutoTokenizer
 
                 self._tokenizer = AutoTokenizer.from_pretrained(self.source)._tokenizer
+            # Counting needs the raw tokenization. Saved tokenizers may pad and truncate (all-MiniLM-L6-v2's
+            # tokenizer.json pads to and truncates at 128): every text would count as 128 tokens.
+            self._tokenizer.no_padding()
+            self._tokenizer.no_truncation()
         return self._tokenizer
 
     def token_offsets(self, text: str) -> list[tuple[int, int]]:
