@@ -46,7 +46,7 @@ def ensure_indexes(tbl, threshold: int, stale_fraction: float = 0.1) -> list[str
         if vec is None or _unindexed(tbl, vec) > stale_fraction * rows:
             # ~sqrt(n) partitions keeps both training time and probe cost balanced on small machines.
             partitions = max(1, int(math.sqrt(rows) / 2))
-            tbl.create_index(vector_column_name="vector", config=IvfHnswSq(distance_type="cosine", num_partitions=partitions), replace=True)
+            tbl.create_index("vector", config=IvfHnswSq(distance_type="cosine", num_partitions=partitions), replace=True)
             built.append("vector")
     return built
 
