@@ -52,17 +52,20 @@ class Embedder(ABC):
         """Load weights; called once before the first embed()."""
 
     @abstractmethod
-    def _encode(self, texts: list[str]) -> np.ndarray: ...
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        """Encode one batch (embed() slices and orders the input)."""
 
     def embed(self, texts: list[str], batch_size: int = 64, progress: ProgressFn | None = None) -> np.ndarray:
-        """Normalised float32 vectors in input order. Texts are encoded longest-first in slices so
-        padding waste stays low and progress can be reported."""
+        """Normalised float32 vectors in input order. Texts are sorted longest-first and encoded one
+        batch of `batch_size` per `_encode` call, so each batch pads only to its own longest text and
+        progress is reported per batch. (A forward pass over a larger slice padded everything to the
+        slice's longest text and ran attention over it: 1.8x slower on CPU in bf16.)"""
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        step = batch_size * 4
+        step = max(1, batch_size)
         for start in range(0, len(order), step):
             idx = order[start : start + step]
             out[idx] = self._encode([texts[i] for i in idx])
@@ -163,6 +166,7 @@ class SentenceTransformerEmbedder(Embedder):
             model = model.to(getattr(torch, self.dtype))
         model.eval()
         self._model = model
+        # sentence-transformers >= 6 renamed the method; the old name warns there.
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         self._dim = int(get_dim())
 
@@ -178,8 +182,8 @@ class SentenceTransformerEmbedder(Embedder):
                 from transformers import AutoTokenizer
 
                 self._tokenizer = AutoTokenizer.from_pretrained(self.source)._tokenizer
-            # tokenizer.json files often carry the model's padding/truncation (MiniLM: pad/cut to 128):
-            # counting tokens for chunking needs the raw, unpadded, untruncated encoding.
+            # Counting needs the raw tokenization. Saved tokenizers may pad and truncate (all-MiniLM-L6-v2's
+            # tokenizer.json pads to and truncates at 128): every text would count as 128 tokens.
             self._tokenizer.no_padding()
             self._tokenizer.no_truncation()
         return self._tokenizer
