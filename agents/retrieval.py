@@ -41,25 +41,12 @@ def equality_filter(filters: dict[str, str] | None, allowed: list[str]) -> str |
 
 
 def retrieve(table, vector, query_text: str, k: int, *, hybrid: bool = False, where: str | None = None) -> list[dict]:
-    """Top-k rows (chunk_id, doc_id, source, text, score), best first."""
-    from llmfti.store.indexing import has_vector_index
-    from llmfti.store.search import NPROBES, REFINE_FACTOR
+    """Top-k rows (chunk_id, doc_id, source, text, score), best first; k=0 retrieves nothing."""
+    from llmfti.store.search import query_table
 
     if k <= 0:
         return []
-    if hybrid:
-        builder = table.search(query_type="hybrid").vector(vector).text(query_text)
-    else:
-        builder = table.search(vector).distance_type("cosine")
-        if has_vector_index(table):
-            builder = builder.nprobes(NPROBES).refine_factor(REFINE_FACTOR)
-    if where:
-        builder = builder.where(where, prefilter=True)
-    cols = ["chunk_id", "doc_id", "source", "heading_path", "text"] + ([] if hybrid else ["_distance"])
-    rows = builder.select(cols).limit(k).to_list()
-    for r in rows:
-        r["score"] = round(float(r["_relevance_score"]) if hybrid else 1.0 - float(r["_distance"]), 6)
-    return rows
+    return query_table(table, vector, query_text, k, hybrid=hybrid, where=where, columns=["chunk_id", "doc_id", "source", "heading_path", "text"])
 
 
 def as_contexts(rows: list[dict]) -> list[Context]:

@@ -152,3 +152,22 @@ def test_records_kind_keeps_typed_fields(store, tmp_path):
     assert rows["q1"]["question"] == "What is 2+2?" and rows["q1"]["answer"] == "4"
     other = [r for k, r in rows.items() if k != "q1"][0]
     assert other["question"] == "Say hi" and other["context_ids"] == ["c1"]
+
+
+def test_vector_index_is_built_past_the_threshold_and_search_uses_it(store, tmp_path):
+    from llmfti.store.indexing import has_vector_index
+
+    for i in range(60):
+        write(tmp_path / "many" / f"d{i:02d}.md", f"# Doc {i}\n\nTopic number {i} talks about item{i} and shared words.\n")
+    cfg = FeatureConfig(embedder={"model": "hash-512"}, index_threshold=50)
+    fg = store.feature_group("big", must_exist=False)
+    s = fg.ingest([str(tmp_path / "many")], config=cfg)
+    assert s.committed and has_vector_index(fg.table())
+    top = fg.search("item42", k=3)["results"]
+    assert top[0]["doc_id"] == "d42.md"
+    # more rows than the stale fraction: the index is rebuilt and still finds the new rows
+    for i in range(60, 80):
+        write(tmp_path / "many" / f"d{i:02d}.md", f"# Doc {i}\n\nTopic number {i} talks about item{i}.\n")
+    fg.ingest([str(tmp_path / "many")])
+    assert fg.search("item77", k=1)["results"][0]["doc_id"] == "d77.md"
+    assert fg.search("item42", k=1, hybrid=True)["results"][0]["doc_id"] == "d42.md"

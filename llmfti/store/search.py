@@ -15,6 +15,30 @@ NPROBES = 24
 REFINE_FACTOR: int | None = None
 
 
+def query_table(table, vector, query_text: str, k: int, *, hybrid: bool = False, where: str | None = None, columns: list[str] = RESULT_COLUMNS) -> list[dict]:
+    """Top-k rows of a (pinned) table for a query vector, best first, each with a `score`.
+    Shared by `llmfti fg search` and the online agent, so both rank exactly alike."""
+    if hybrid:
+        builder = table.search(query_type="hybrid").vector(vector).text(query_text)
+    else:
+        # Set unconditionally: a flat search (no index yet) ignores nprobes and refine_factor (lancedb
+        # 0.40), and asking list_indices() first is one more round trip to lancedb's loop per query.
+        builder = table.search(vector).distance_type("cosine").nprobes(NPROBES)
+        if REFINE_FACTOR:
+            builder = builder.refine_factor(REFINE_FACTOR)
+    if where:
+        builder = builder.where(where, prefilter=True)
+    try:
+        rows = builder.select(list(columns) if hybrid else list(columns) + ["_distance"]).limit(k).to_list()
+    except Exception as exc:  # lancedb raises plain errors for bad SQL filters
+        if where:
+            raise ConfigError(f"invalid filter {where!r}: {exc}") from exc
+        raise
+    for row in rows:
+        row["score"] = round(float(row["_relevance_score"]) if hybrid else 1.0 - float(row["_distance"]), 6)
+    return rows
+
+
 def search(fg, query: str, k: int = 5, *, as_of=None, hybrid: bool = False, where: str | None = None, embedder=None) -> dict:
     if not query or not query.strip():
         raise ConfigError("the search query is empty")
@@ -22,34 +46,14 @@ def search(fg, query: str, k: int = 5, *, as_of=None, hybrid: bool = False, wher
         raise ConfigError(f"k must be at least 1, got {k}")
     # Latest needs no commit resolution (listing every version costs ~1 ms per query).
     tbl = fg.table() if as_of is None else fg.as_of(as_of)
-    commit = tbl.version
     embedder = embedder or fg.embedder()
-    vector = embedder.embed_query(query)
-    if hybrid:
-        builder = tbl.search(query_type="hybrid").vector(vector).text(query)
-    else:
-        # Set unconditionally: a flat search (no index yet) ignores nprobes and refine_factor (lancedb
-        # 0.40), and asking list_indices() first is one more round trip to lancedb's loop per query.
-        builder = tbl.search(vector).distance_type("cosine").nprobes(NPROBES)
-        if REFINE_FACTOR:
-            builder = builder.refine_factor(REFINE_FACTOR)
-    if where:
-        builder = builder.where(where, prefilter=True)
-    try:
-        columns = RESULT_COLUMNS if hybrid else RESULT_COLUMNS + ["_distance"]
-        rows = builder.select(columns).limit(k).to_list()
-    except Exception as exc:  # lancedb raises plain errors for bad SQL filters
-        if where:
-            raise ConfigError(f"invalid --where filter {where!r}: {exc}") from exc
-        raise
-    results = []
-    for row in rows:
-        score = row.get("_relevance_score") if hybrid else 1.0 - float(row["_distance"])
-        results.append(
-            {
-                "chunk_id": row["chunk_id"], "doc_id": row["doc_id"], "source": row["source"], "chunk_index": row["chunk_index"],
-                "heading_path": row["heading_path"], "score": round(float(score), 6), "text": row["text"],
-                "event_time": row["event_time"].isoformat() if row["event_time"] else None,
-            }
-        )
-    return {"feature_group": fg.key, "commit": commit, "query": query, "k": k, "hybrid": hybrid, "results": results}
+    rows = query_table(tbl, embedder.embed_query(query), query, k, hybrid=hybrid, where=where)
+    results = [
+        {
+            "chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "source": r["source"], "chunk_index": r["chunk_index"],
+            "heading_path": r["heading_path"], "score": r["score"], "text": r["text"],
+            "event_time": r["event_time"].isoformat() if r["event_time"] else None,
+        }
+        for r in rows
+    ]
+    return {"feature_group": fg.key, "commit": tbl.version, "query": query, "k": k, "hybrid": hybrid, "results": results}

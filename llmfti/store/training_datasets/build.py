@@ -81,9 +81,6 @@ class ContextSource:
         self.fg = store.feature_group(fg_key)
         self.table = self.fg.as_of(commit)
         self.embedder = self.fg.embedder()
-        from llmfti.store.indexing import has_vector_index
-
-        self.indexed = has_vector_index(self.table)
 
     def given(self, ids: list[str]) -> dict[str, list[dict]]:
         """Rows for ids that are chunk ids, or doc ids (all of a document's chunks, in order)."""
@@ -99,19 +96,13 @@ class ContextSource:
         return out
 
     def retrieve(self, question: str, k: int) -> list[dict]:
-        # The same query as the agent's retrieval (agents/retrieval.py) and `fg search`: cosine on the
-        # query embedding at the pinned commit, refined the same way once an ANN index exists.
-        from llmfti.store.search import NPROBES, REFINE_FACTOR
+        # The same query function as the agent's retrieval and `fg search` (llmfti.store.search.query_table):
+        # cosine on the query embedding at the pinned commit, so training contexts rank like serving ones.
+        from llmfti.store.search import query_table
 
         if k <= 0:
             return []
-        builder = self.table.search(self.embedder.embed_query(question)).distance_type("cosine")
-        if self.indexed:
-            builder = builder.nprobes(NPROBES).refine_factor(REFINE_FACTOR)
-        rows = builder.select(self.COLUMNS + ["_distance"]).limit(k).to_list()
-        for r in rows:
-            r["score"] = round(1.0 - float(r["_distance"]), 6)
-        return rows
+        return query_table(self.table, self.embedder.embed_query(question), question, k, columns=self.COLUMNS)
 
 
 def contexts_for(record: dict, source: ContextSource | None, given_rows: dict, top_k: int, missing: set) -> list:
