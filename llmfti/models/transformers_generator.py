@@ -134,6 +134,11 @@ class TransformersGenerator(Generator):
             max_new_tokens=max(j.request.settings.max_new_tokens for j in batch), eos_token_id=self.eos_token_id,
             pad_token_id=self.pad_token_id, stopping_criteria=StoppingCriteriaList([Deadline()]),
         )
+        if device.type == "cpu":
+            # A preallocated KV cache: the default dynamic cache concatenates K/V every decode step,
+            # which was half of all decode time on CPU (profiled: aten::cat 50%); 1.4x faster per token
+            # at batch 1 and ~2x at batch 8 with ~700-token prompts.
+            kwargs["cache_implementation"] = "static"
         if settings.temperature > 0:
             kwargs.update(do_sample=True, temperature=settings.temperature, top_p=settings.top_p)
         else:
