@@ -49,7 +49,7 @@ def prepare(home: Path, max_new_tokens: int, batch: int) -> None:
     dep = DeploymentConfig(
         name="bench-agent", model="SmolLM2-135M-Instruct:1", feature_group="python-reference:1",
         retrieval={"k": 4}, generation={"max_new_tokens": max_new_tokens, "timeout_s": 300},
-        backend={"max_batch_size": batch, "batch_window_ms": 20},
+        backend={"max_batch_size": batch, "batch_window_ms": 25},
     )
     store = DeploymentStore(ph)
     store.deploy(dep, checks=check_deployment(dep, ph), force=True, reason="benchmark")

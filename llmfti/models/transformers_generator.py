@@ -78,12 +78,17 @@ class TransformersGenerator(Generator):
 
     # --- worker -----------------------------------------------------------------------------------
     def _collect(self, first: _Job) -> list[_Job]:
+        """Gather batch mates: keep waiting while requests keep arriving (each arrival extends the
+        window), up to max_batch_size or 4 windows in all. Clients released by the previous batch send
+        their next requests a few ms apart; a fixed window would split them into small batches."""
         if first.streamer is not None:
             return [first]
         batch = [first]
-        window_end = time.perf_counter() + self.batch_window_s
+        started = time.perf_counter()
+        window_end = started + self.batch_window_s
+        hard_end = started + 4 * self.batch_window_s
         while len(batch) < self.max_batch_size:
-            remaining = window_end - time.perf_counter()
+            remaining = min(window_end, hard_end) - time.perf_counter()
             if remaining <= 0:
                 break
             try:
@@ -94,6 +99,7 @@ class TransformersGenerator(Generator):
                 self._queue.put(job)  # handled in a later round
                 break
             batch.append(job)
+            window_end = time.perf_counter() + self.batch_window_s
         return batch
 
     def _loop(self) -> None:
