@@ -41,6 +41,13 @@ class EvalCase(StrictModel):
         return self
 
 
+def _only_known(thresholds: dict[str, float], known, what: str) -> dict[str, float]:
+    bad = sorted(set(thresholds) - set(known))
+    if bad:
+        raise ValueError(f"unknown {what}(s) {bad}; known: {list(known)}")
+    return thresholds
+
+
 class JudgeSettings(StrictModel):
     """LLM judge for Faithfulness, AnswerRelevancy, FactualCorrectness. Off unless a model is named here
     or in LLMFTI_JUDGE_BASE_URL / LLMFTI_JUDGE_MODEL (the environment wins, so CI can switch it on)."""
@@ -55,10 +62,7 @@ class JudgeSettings(StrictModel):
     @field_validator("thresholds")
     @classmethod
     def _known(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = sorted(set(v) - set(JUDGED_METRICS))
-        if bad:
-            raise ValueError(f"unknown judged metric(s) {bad}; known: {list(JUDGED_METRICS)}")
-        return v
+        return _only_known(v, JUDGED_METRICS, "judged metric")
 
 
 class GateConfig(StrictModel):
@@ -74,12 +78,9 @@ class GateConfig(StrictModel):
     @field_validator("thresholds")
     @classmethod
     def _known(cls, v: dict[str, float]) -> dict[str, float]:
-        bad = sorted(set(v) - set(DETERMINISTIC_METRICS))
-        if bad:
-            raise ValueError(f"unknown metric(s) {bad}; known: {list(DETERMINISTIC_METRICS)}")
         if not v:
             raise ValueError("a gate needs at least one threshold")
-        return v
+        return _only_known(v, DETERMINISTIC_METRICS, "metric")
 
 
 class Suite:
