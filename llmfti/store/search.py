@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from llmfti.errors import ConfigError
 
-RESULT_COLUMNS = ["chunk_id", "doc_id", "source", "chunk_index", "heading_path", "text", "event_time", "ingested_at", "metadata"]
+# Only what results carry: every selected column is one more random read per hit after the ANN query.
+RESULT_COLUMNS = ["chunk_id", "doc_id", "source", "chunk_index", "heading_path", "text", "event_time"]
 # Tuned with bench/retrieval.py at 100k rows on 2 cores against the IVF_FLAT index of
 # llmfti.store.indexing (~sqrt(n)/2 partitions): recall@10 ~0.98 vs exact search, ANN p50 ~3 ms.
 # IVF_FLAT holds exact vectors, so no refine pass (None); set a factor for a quantized index type.
