@@ -40,6 +40,15 @@ def log_schema():
 JSON_FIELDS = ("request", "features", "retrieved", "timings_ms")
 
 
+def _owner(name: str) -> tuple[int | None, str | None]:
+    """(pid, uid) of the process holding a buffer file: the flusher's for a claimed file, else the writer's."""
+    if ".flushing-" in name:
+        pid, _, uid = name.rsplit(".flushing-", 1)[1].partition("-")
+    else:
+        pid, uid = (name.split("-") + ["", ""])[:2]
+    return (int(pid), uid) if pid.isdigit() else (None, None)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -59,13 +68,14 @@ class InferenceLog:
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._seq = 0
+        self._uid = uuid.uuid4().hex[:8]  # segments are named PID-UID-SEQ: one writer instance each
         self._segment = self._open_segment()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def _open_segment(self):
         self._seq += 1
-        path = self.dir / f"{os.getpid()}-{uuid.uuid4().hex[:8]}-{self._seq:06d}.jsonl.open"
+        path = self.dir / f"{os.getpid()}-{self._uid}-{self._seq:06d}.jsonl.open"
         return open(path, "a", encoding="utf-8")
 
     # --- write path (request thread) --------------------------------------------------------------
@@ -107,14 +117,27 @@ class InferenceLog:
             self._segment = self._open_segment()
 
     def _flushable(self) -> list[Path]:
-        paths = sorted(self.dir.glob("*.jsonl"))
-        for orphan in self.dir.glob("*.jsonl.open"):
-            # The open segment of a dead process (killed server) is complete up to its last newline.
-            if not _pid_alive(int(orphan.name.split("-", 1)[0])) and Path(self._segment.name) != orphan:
-                target = orphan.with_suffix("")
-                orphan.rename(target)
-                paths.append(target)
-        return paths
+        """Claim what this instance may flush: its own closed segments, and any segment (open, closed
+        or half-flushed) of a dead process. A claim is an atomic rename, so two flushers (several
+        servers on one home, or two logs in one process) never read or delete the same file."""
+        candidates = []
+        for path in self.dir.iterdir():
+            pid, uid = _owner(path.name)
+            if pid is None or path == Path(self._segment.name):
+                continue
+            mine = uid == self._uid and path.name.endswith(".jsonl")
+            if mine or not _pid_alive(pid):
+                candidates.append(path)
+        claimed = []
+        for path in sorted(candidates):
+            base = path.name.split(".jsonl")[0]
+            target = self.dir / f"{base}.jsonl.flushing-{os.getpid()}-{self._uid}"
+            try:
+                path.rename(target)
+            except FileNotFoundError:
+                continue  # another flusher claimed it first
+            claimed.append(target)
+        return claimed
 
     def flush(self) -> int:
         """Move every closed segment into the table; returns the number of rows written."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from llmfti.errors import ConfigError
 
 # Only what results carry: every selected column is one more random read per hit after the ANN query.
-RESULT_COLUMNS = ["chunk_id", "doc_id", "source", "chunk_index", "heading_path", "text", "event_time"]
+RESULT_COLUMNS = ["chunk_id", "doc_id", "source", "heading_path", "text"]
 # Tuned with bench/retrieval.py at 100k rows on 2 cores against the IVF_FLAT index of
 # llmfti.store.indexing (~sqrt(n)/2 partitions): recall@10 ~0.98 vs exact search, ANN p50 ~3 ms.
 # IVF_FLAT holds exact vectors, so no refine pass (None); set a factor for a quantized index type.
@@ -46,14 +46,13 @@ def search(fg, query: str, k: int = 5, *, as_of=None, hybrid: bool = False, wher
     if k < 1:
         raise ConfigError(f"k must be at least 1, got {k}")
     # Latest needs no commit resolution (listing every version costs ~1 ms per query).
-    tbl = fg.table() if as_of is None else fg.as_of(as_of)
+    tbl = fg.latest() if as_of is None else fg.as_of(as_of)
     embedder = embedder or fg.embedder()
     rows = query_table(tbl, embedder.embed_query(query), query, k, hybrid=hybrid, where=where)
     results = [
         {
-            "chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "source": r["source"], "chunk_index": r["chunk_index"],
+            "chunk_id": r["chunk_id"], "doc_id": r["doc_id"], "source": r["source"],
             "heading_path": r["heading_path"], "score": r["score"], "text": r["text"],
-            "event_time": r["event_time"].isoformat() if r["event_time"] else None,
         }
         for r in rows
     ]
