@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
+from llmfti.background import Periodic
 from llmfti.config.deployments import DeploymentConfig, request_model
 from llmfti.errors import NotFoundError
 
@@ -119,8 +120,7 @@ class DeploymentManager:
         self._errors: dict[str, str] = {}
         self._seen_events = None
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._poller = Periodic(self.refresh, poll_interval_s, "llmfti-deployments", self._refresh_failed)
 
     def refresh(self) -> None:
         marker = self.store.events_marker()
@@ -142,22 +142,14 @@ class DeploymentManager:
 
     def start(self) -> "DeploymentManager":
         self.refresh()
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._poll, name="llmfti-deployments", daemon=True)
-            self._thread.start()
+        self._poller.start()
         return self
 
-    def _poll(self) -> None:
-        while not self._stop.wait(self.poll_interval_s):
-            try:
-                self.refresh()
-            except Exception as exc:  # the store may be mid-write; try again next tick
-                self._errors["_refresh"] = str(exc)
+    def _refresh_failed(self, exc: Exception) -> None:
+        self._errors["_refresh"] = str(exc)  # the store may be mid-write; the next tick retries
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
+        self._poller.stop(timeout_s=5)
 
     def get(self, name: str) -> DeploymentRuntime:
         with self._lock:

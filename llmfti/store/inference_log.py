@@ -16,6 +16,7 @@ import threading
 import uuid
 from pathlib import Path
 
+from llmfti.background import Periodic
 from llmfti.sources.timeparse import parse_time, utcnow
 
 LOG_TABLE = "_inference_log"
@@ -38,6 +39,13 @@ def log_schema():
 
 
 JSON_FIELDS = ("request", "features", "retrieved", "timings_ms")
+
+
+def _report_flush_failure(exc: Exception) -> None:
+    import sys
+
+    # A failed flush keeps its segments on disk; the next tick retries them.
+    print(f"inference log flush failed (will retry): {exc}", file=sys.stderr)
 
 
 def _owner(name: str) -> tuple[int | None, str | None]:
@@ -70,8 +78,7 @@ class InferenceLog:
         self._seq = 0
         self._uid = uuid.uuid4().hex[:8]  # segments are named PID-UID-SEQ: one writer instance each
         self._segment = self._open_segment()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = Periodic(self.flush, flush_interval_s, "llmfti-inference-log", _report_flush_failure)
 
     def _open_segment(self):
         self._seq += 1
@@ -93,19 +100,8 @@ class InferenceLog:
 
     # --- background flush -------------------------------------------------------------------------
     def start(self) -> "InferenceLog":
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="llmfti-inference-log", daemon=True)
-            self._thread.start()
+        self._flusher.start()
         return self
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.flush_interval_s):
-            try:
-                self.flush()
-            except Exception as exc:  # a failed flush keeps the segments; the next one retries
-                import sys
-
-                print(f"inference log flush failed (will retry): {exc}", file=sys.stderr)
 
     def _rotate(self) -> None:
         with self._lock:
@@ -166,10 +162,7 @@ class InferenceLog:
             return written
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
+        self._flusher.stop()
         self.flush()
         with self._lock:
             name = Path(self._segment.name)
