@@ -106,7 +106,11 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
         except NotFoundError as exc:
             return failure(exc)
         if stream:
-            return StreamingResponse(_sse(runtime, body, request_id), media_type="text/event-stream")
+            try:
+                prepared = pipeline.prepare_logged(runtime, body, log=log, metrics=metrics, request_id=request_id)
+            except Exception as exc:
+                return failure(exc, request_id)
+            return StreamingResponse(_sse(prepared), media_type="text/event-stream")
         try:
             result = pipeline.invoke(runtime, body, log=log, metrics=metrics, request_id=request_id)
         except Exception as exc:
@@ -114,15 +118,10 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
         timing = ", ".join(f"{k};dur={v}" for k, v in result["timings_ms"].items())
         return JSONResponse(result, headers={"Server-Timing": timing, "X-Request-Id": result["request_id"]})
 
-    def _sse(runtime, body, request_id):
-        try:
-            events = pipeline.invoke_stream(runtime, body, log=log, metrics=metrics, request_id=request_id)
-            for kind, data in events:
-                payload = {"token": data} if kind == "token" else data
-                yield f"event: {kind}\ndata: {json.dumps(payload)}\n\n"
-        except Exception as exc:
-            pipeline.log_failure(runtime, body, exc, log, metrics, request_id=request_id)
-            yield f"event: error\ndata: {json.dumps({'error': str(exc), 'type': type(exc).__name__, 'request_id': request_id})}\n\n"
+    def _sse(prepared):
+        for kind, data in pipeline.stream_prepared(prepared, log=log, metrics=metrics):
+            payload = {"token": data} if kind == "token" else data
+            yield f"event: {kind}\ndata: {json.dumps(payload)}\n\n"
 
     @app.get("/v1/deployments")
     def deployments():

@@ -38,8 +38,13 @@ def add_openai_routes(app, manager, log, metrics, failure) -> None:
         created = int(time.time())
         cid = f"chatcmpl-{request_id}"
         if body.get("stream"):
+            try:
+                prepared = pipeline.prepare_logged(runtime, raw, log=log, metrics=metrics, request_id=request_id)
+            except Exception as exc:
+                return failure(exc, request_id)
+
             def events():
-                for kind, data in pipeline.invoke_stream(runtime, raw, log=log, metrics=metrics, request_id=request_id):
+                for kind, data in pipeline.stream_prepared(prepared, log=log, metrics=metrics):
                     if kind == "token":
                         chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": name,
                                  "choices": [{"index": 0, "delta": {"role": "assistant", "content": data}, "finish_reason": None}]}

@@ -176,9 +176,20 @@ def invoke(runtime, raw: dict, *, log=None, metrics=None, request_id: str | None
     return out
 
 
-def invoke_stream(runtime, raw: dict, *, log=None, metrics=None, request_id: str | None = None):
-    """Yields ("token", text) events, then ("done", response-without-answer-text-repeated)."""
-    p = prepare(runtime, raw, request_id)
+def prepare_logged(runtime, raw: dict, *, log=None, metrics=None, request_id: str | None = None) -> Prepared:
+    """`prepare`, logging the request as failed when a stage before generation raises. Streaming
+    routes call it BEFORE the response starts, so a bad request still gets its status code (422...)."""
+    try:
+        return prepare(runtime, raw, request_id)
+    except Exception as exc:
+        log_failure(runtime, raw, exc, log, metrics, request_id=request_id)
+        raise
+
+
+def stream_prepared(p: Prepared, *, log=None, metrics=None):
+    """Yields ("token", text) events, then ("done", answer + citations + versions + timings), or
+    ("error", ...) if generation fails mid-stream (the request is logged either way)."""
+    runtime = p.runtime
     messages = runtime.encoder.template.messages(p.question, p.encoded.contexts_used, {f: p.features[f] for f in runtime.encoder.template.features})
     request = GenerationRequest(input_ids=p.encoded.input_ids, messages=messages, settings=runtime.config.generation)
     pieces: list[str] = []
@@ -188,7 +199,7 @@ def invoke_stream(runtime, raw: dict, *, log=None, metrics=None, request_id: str
                 pieces.append(piece)
                 yield "token", piece
     except Exception as exc:
-        log_failure(runtime, raw, exc, log, metrics, p)
+        log_failure(runtime, p.raw, exc, log, metrics, p)
         yield "error", {"error": str(exc), "type": type(exc).__name__, "request_id": p.request_id}
         return
     answer = "".join(pieces).strip()

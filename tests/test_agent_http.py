@@ -66,6 +66,11 @@ def test_streaming_sse(client):
         events = [line for line in r.iter_lines() if line.startswith("event:")]
         assert r.status_code == 200
     assert events.count("event: token") >= 3 and events[-1] == "event: done"
+    # A bad request is refused with its status before the stream starts, on both streaming routes.
+    bad = client.post("/v1/deployments/docs-qa/invoke?stream=true", json={"question": "q", "k": 99})
+    assert bad.status_code == 422 and bad.json()["type"] == "RequestInvalid"
+    bad = client.post("/v1/chat/completions", json={"model": "docs-qa", "stream": True, "messages": [{"role": "user", "content": "x" * 3000}]})
+    assert bad.status_code == 422
 
 
 def test_metrics_and_openapi(client):
