@@ -22,8 +22,12 @@ class Registry(Generic[T]):
         self.kind = kind
         self._builtins = builtins  # module whose import registers the built-ins (imported on first lookup)
         self._items: dict[str, T] = {}
+        self._loading = False
 
     def add(self, name: str, item: T) -> T:
+        """Register `item`; replacing a name (a built-in included) is allowed and deliberate."""
+        if name not in self._items:
+            self._load()  # built-ins first, so they can never silently overwrite a user's entry later
         self._items[name] = item
         return item
 
@@ -32,7 +36,8 @@ class Registry(Generic[T]):
         return lambda item: self.add(name, item)
 
     def _load(self) -> None:
-        if self._builtins:
+        if self._builtins and not self._loading:
+            self._loading = True  # the built-ins' own add() calls must not recurse into this import
             importlib.import_module(self._builtins)
 
     def get(self, name: str) -> T:

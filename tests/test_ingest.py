@@ -171,3 +171,27 @@ def test_vector_index_is_built_past_the_threshold_and_search_uses_it(store, tmp_
     fg.ingest([str(tmp_path / "many")])
     assert fg.search("item77", k=1)["results"][0]["doc_id"] == "d77.md"
     assert fg.search("item42", k=1, hybrid=True)["results"][0]["doc_id"] == "d42.md"
+
+
+def test_sync_keeps_records_of_a_jsonl_file_quarantined_as_a_whole(store, tmp_path):
+    write(tmp_path / "src" / "recs.jsonl", '{"id": "a", "text": "alpha"}\n{"id": "b", "text": "beta"}\n')
+    fg = store.feature_group("recs", must_exist=False)
+    fg.ingest([str(tmp_path / "src")], config=FeatureConfig(embedder={"model": "hash-16"}))
+    write(tmp_path / "src" / "recs.jsonl", b"\x00binary now")
+    s = fg.ingest([str(tmp_path / "src")], sync=True)
+    assert s.documents["deleted"] == 0 and {r["doc_id"] for r in fg.read().to_pylist()} == {"a", "b"}
+
+
+def test_bad_values_are_usage_errors_not_tracebacks(store, tmp_path):
+    import subprocess
+    import sys
+
+    write(tmp_path / "d" / "huge-date.md", "---\ndate: 100000000000000000000\n---\nbody")
+    write(tmp_path / "d" / "ok.md", "fine")
+    s = store.feature_group("dates", must_exist=False).ingest([str(tmp_path / "d")], config=FeatureConfig(embedder={"model": "hash-16"}))
+    assert s.documents["added"] == 1 and s.quarantine[0]["reason"] == "unparseable"
+    cmd = [sys.executable, "-m", "llmfti", "--home", str(store.home.root), "ingest", str(tmp_path / "d"), "-f", "dates"]
+    for extra in (["--kind", "bogus"], ["--set", "chunker.chunk_tokens=abc"]):
+        out = subprocess.run(cmd + extra, capture_output=True, text=True)
+        assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert store.feature_group("dates").info["kind"] == "documents"

@@ -28,7 +28,8 @@ def ingest(
     kind: Optional[str] = typer.Option(None, "--kind", help="documents (chunked) or records (instruction data: question/answer)."),
     json_out: bool = JSON,
 ):
-    from llmfti.config import FeatureConfig, load_config
+    from llmfti.config import FeatureConfig, apply_overrides, load_config
+    from llmfti.config.base import validate_config
     from llmfti.errors import QuarantineError
     from llmfti.store import FeatureStore, parse_ref
 
@@ -36,11 +37,11 @@ def ingest(
     store = FeatureStore(home_of(ctx))
     fg = store.feature_group(name, version or ref_version, must_exist=False)
     cfg = None
-    if config or set_ or kind:
+    overrides = list(set_) + ([f"kind={kind}"] if kind else [])
+    if config or overrides:
+        # An existing version's stored config is the base for overrides; every path is validated.
         base = fg.config.model_dump() if fg.info and not config else None
-        cfg = load_config(FeatureConfig, config, set_) if base is None else FeatureConfig.model_validate(_apply(base, set_))
-        if kind:
-            cfg = cfg.model_copy(update={"kind": kind})
+        cfg = load_config(FeatureConfig, config, overrides) if base is None else validate_config(FeatureConfig, apply_overrides(base, overrides))
     summary = fg.ingest(paths, config=cfg, sync=sync, progress=True)
     data = summary.to_dict()
     emit(data, json_out, _render)
@@ -50,11 +51,6 @@ def ingest(
         console(stderr=True).print(f"[bold red]error:[/] {n} input(s) quarantined (see llmfti fg quarantine {summary.feature_group})")
         raise typer.Exit(QuarantineError.exit_code)
 
-
-def _apply(base: dict, overrides: list[str]) -> dict:
-    from llmfti.config.base import apply_overrides
-
-    return apply_overrides(base, overrides)
 
 
 def _render(s: dict) -> None:

@@ -59,7 +59,11 @@ def load_config(model: type[M], path: str | Path | None = None, overrides: list[
             raise ConfigError(f"{p}: invalid YAML: {exc}") from exc
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
-    data = apply_overrides(data, overrides)
+    return validate_config(model, apply_overrides(data, overrides), path)
+
+
+def validate_config(model: type[M], data: dict, path: str | Path | None = None) -> M:
+    """Validate a dict against a config model; errors become a ConfigError naming file and fields."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:

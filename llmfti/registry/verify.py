@@ -9,6 +9,7 @@ from pathlib import Path
 
 from llmfti.errors import IncompatibleError
 from llmfti.hashing import sha256_file, sha256_files
+from llmfti.registry import base_models as bm
 from llmfti.transforms.model_dependent.fingerprint import LABELS, FingerprintMismatch, differences
 
 
@@ -114,7 +115,9 @@ def check_version(mv, base: dict | None, home_root: Path, encoder_factory) -> Ch
         report.add("base_model", False, f"base model {mv.base_model!r} is not registered")
     else:
         folder = home_root / base["path"]
-        weights = [n for n in base["files"] if n.endswith((".safetensors", ".bin")) and "/" not in n]
+        # The same selection as at import (base_models.weight_files), so extra .bin files such as
+        # training_args.bin are checked as ordinary files, not as weights.
+        weights = bm.weight_files(folder) if folder.is_dir() else []
         actual = sha256_files(folder, weights) if folder.is_dir() else None
         report.add("base_weights", actual == base["weights_sha256"], "" if actual == base["weights_sha256"] else f"weights of {base['name']} differ from the recorded sha256")
         bad = changed_files(folder, {k: v for k, v in base["files"].items() if k not in weights}) if folder.is_dir() else ["folder missing"]

@@ -13,7 +13,10 @@ def parse_time(value) -> datetime:
     elif isinstance(value, date):
         dt = datetime(value.year, value.month, value.day)
     elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
+        try:
+            dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
+        except (OverflowError, OSError, ValueError) as exc:  # out-of-range epochs are bad input, not crashes
+            raise ValueError(f"time out of range: {value!r}") from exc
     elif isinstance(value, str) and value.strip():
         text = value.strip()
         if text.endswith("Z"):

@@ -23,6 +23,7 @@ class FeatureGroup:
         self.version = version
         self._info: dict | None = None
         self._latest = None
+        self._embedder = None
 
     def __repr__(self) -> str:
         return f"FeatureGroup({self.key!r})"
@@ -69,10 +70,13 @@ class FeatureGroup:
         return self._latest
 
     def embedder(self):
-        """The embedder this version was written with (dtype pinned), for queries and re-ingests."""
-        from llmfti.models.embedders import load_embedder
+        """The embedder this version was written with (dtype pinned), for queries and re-ingests.
+        Built once per handle: repeated searches must not reload the model."""
+        if self._embedder is None:
+            from llmfti.models.embedders import load_embedder
 
-        return load_embedder(self.config.embedder, self.store.home)
+            self._embedder = load_embedder(self.config.embedder, self.store.home)
+        return self._embedder
 
     # --- ingest -----------------------------------------------------------------------------------
     def ingest(self, paths: list[str], config=None, *, sync: bool = False, progress: bool = False, embedder=None):

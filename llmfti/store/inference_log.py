@@ -121,13 +121,17 @@ class InferenceLog:
             pid, uid = _owner(path.name)
             if pid is None or path == Path(self._segment.name):
                 continue
-            mine = uid == self._uid and path.name.endswith(".jsonl")
+            # Our own closed segments, and our own claims left by a flush that failed (retried now).
+            mine = uid == self._uid and (path.name.endswith(".jsonl") or ".flushing-" in path.name)
             if mine or not _pid_alive(pid):
                 candidates.append(path)
         claimed = []
         for path in sorted(candidates):
             base = path.name.split(".jsonl")[0]
             target = self.dir / f"{base}.jsonl.flushing-{os.getpid()}-{self._uid}"
+            if path == target:
+                claimed.append(path)
+                continue
             try:
                 path.rename(target)
             except FileNotFoundError:

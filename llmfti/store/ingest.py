@@ -102,6 +102,16 @@ def _existing_hashes(fg) -> dict[str, str]:
     return dict(zip(arrow.column("doc_id").to_pylist(), arrow.column("doc_hash").to_pylist()))
 
 
+def _records_of_quarantined_files(fg, quarantined: list[QuarantineItem]) -> set[str]:
+    """Doc ids stored from a JSONL file that is quarantined as a whole this run (unreadable, over-size...):
+    its records are unknown now, so --sync must keep the ones stored before."""
+    files = [q.source for q in quarantined if q.doc_id is None and q.source.endswith(".jsonl")]
+    if not files or not fg.has_data():
+        return set()
+    where = " OR ".join(f"source LIKE {sql_quote(f + ':%')}" for f in files)
+    return set(fg.table().search().where(where).select(["doc_id"]).limit(None).to_arrow().column("doc_id").to_pylist())
+
+
 def _chunk_rows(docs: list[tuple[SourceDocument, str, str]], chunker, kind: str, run_id: str, ingested_at: datetime) -> tuple[list[dict], list[str]]:
     rows, embed_texts = [], []
     for doc, text, dhash in docs:
@@ -157,8 +167,11 @@ def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: in
     if not fg.has_data():
         if not rows:
             return False
-        fg.store.db.create_table(fg.table_name, data=data, schema=schema)
-        return True
+        try:
+            fg.store.db.create_table(fg.table_name, data=data, schema=schema)
+            return True
+        except ValueError:  # "already exists": a concurrent first run created it; merge into it below
+            pass
     if not rows and not replace_doc_ids:
         return False
     tbl = fg.table()
@@ -207,12 +220,14 @@ def run_ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, syn
     if sync:
         present = {d[0].doc_id for d in docs}
         # A document that is quarantined this run keeps its last good chunks: nothing is lost to bad input.
-        protected = {q.doc_id for q in quarantined if q.doc_id}
+        protected = {q.doc_id for q in quarantined if q.doc_id} | _records_of_quarantined_files(fg, quarantined)
         deleted = sorted(doc_id for doc_id in existing if doc_id not in present and doc_id not in protected)
         summary.documents["deleted"] = len(deleted)
 
     if fg.info is None:
         _register(fg, config, embedder, chunker)
+        # First writer wins (merge-insert); a run that lost the race must match the winner's settings.
+        _check_compatible(fg, config, embedder, chunker)
     _write_quarantine(fg, run_id, quarantined)
 
     rows, texts = _chunk_rows(changed, chunker, config.kind, run_id, ingested_at)
