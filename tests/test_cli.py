@@ -74,3 +74,15 @@ def test_import_and_help_stay_light():
 def test_help_explains_each_verb(verb):
     result = run(*verb, "--help")
     assert "--json" in result.stdout
+
+
+def test_usage_errors_and_markup_like_input_stay_clean(home):
+    cmd = [sys.executable, "-m", "llmfti", "--home", str(home)]
+    bad_k = subprocess.run(cmd + ["fg", "search", "docs", "q", "-k", "0", "--json"], capture_output=True, text=True)
+    assert bad_k.returncode == 2 and json.loads(bad_k.stdout)["type"] == "UsageError"
+    markup = subprocess.run(cmd + ["fg", "show", "[/x]"], capture_output=True, text=True)
+    assert markup.returncode == 2 and "[/x]" in markup.stderr and "Traceback" not in markup.stderr
+    since = subprocess.run(cmd + ["logs", "d", "--since", "garbage"], capture_output=True, text=True)
+    assert since.returncode == 2 and "ISO-8601" in since.stderr
+    unreachable = subprocess.run(cmd + ["ask", "d", "q", "--url", "http://127.0.0.1:9", "--json"], capture_output=True, text=True)
+    assert unreachable.returncode == 1 and "cannot reach" in json.loads(unreachable.stdout)["error"]

@@ -53,12 +53,28 @@ app.command("eval")(eval_cmd.eval_)
 
 
 def main() -> None:
+    """Run the CLI. Usage errors, like library errors, honour --json: one JSON error document on stdout."""
+    import json
+
     from llmfti.errors import LlmftiError
 
+    try:  # typer >= 0.2x vendors its own click; older typers use click itself
+        from typer._click import exceptions as cx
+    except ImportError:  # pragma: no cover
+        from click import exceptions as cx
+
+    json_mode = "--json" in sys.argv
     try:
-        app()
+        # standalone_mode=False hands us click's usage errors instead of printing and exiting.
+        rc = typer.main.get_command(app).main(prog_name="llmfti", standalone_mode=False)
     except LlmftiError as exc:
-        fail(exc, json_mode="--json" in sys.argv)
-    except KeyboardInterrupt:
+        fail(exc, json_mode=json_mode)
+    except cx.UsageError as exc:
+        if json_mode and not isinstance(exc, getattr(cx, "NoArgsIsHelpError", ())):
+            sys.stdout.write(json.dumps({"error": exc.format_message(), "type": "UsageError"}) + "\n")
+        exc.show()
+        raise SystemExit(exc.exit_code) from None
+    except (KeyboardInterrupt, getattr(cx, "Abort", KeyboardInterrupt)):
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    raise SystemExit(rc if isinstance(rc, int) else 0)

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from llmfti.cli.output import console, emit, home_of
+from llmfti.cli.output import console, emit, esc, home_of
 
 app = typer.Typer(help="Read feature groups: list, show, history, tag, search, quarantine.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -53,7 +53,7 @@ def show(ctx: typer.Context, ref: str = REF, json_out: bool = JSON):
 
     def render(d):
         out = console()
-        out.print(f"[bold]{d['name']}:{d['version']}[/] ({d['kind']}) {d['description']}")
+        out.print(f"[bold]{d['name']}:{d['version']}[/] ({d['kind']}) {esc(d['description'])}")
         e = d["embedder"]
         out.print(f"  embedder: {e['id']} dim={e['dimension']} dtype={e['dtype']} fingerprint={e['fingerprint'][:16]}")
         c = d["chunker"]
@@ -109,10 +109,10 @@ def search(
 
     def render(d):
         out = console()
-        out.print(f"[bold]{d['feature_group']}[/] @ commit {d['commit']}: {len(d['results'])} result(s) for {d['query']!r}")
+        out.print(f"[bold]{esc(d['feature_group'])}[/] @ commit {d['commit']}: {len(d['results'])} result(s) for {esc(repr(d['query']))}")
         for i, r in enumerate(d["results"], 1):
             head = f" [{r['heading_path']}]" if r["heading_path"] else ""
-            out.print(f"\n[bold]{i}.[/] score {r['score']:.3f}  {r['source']}{head}  [dim]{r['chunk_id'][:12]}[/]")
+            out.print(f"\n[bold]{i}.[/] score {r['score']:.3f}  {esc(r['source'] + head)}  [dim]{r['chunk_id'][:12]}[/]")
             text = r["text"] if len(r["text"]) <= 400 else r["text"][:400] + " ..."
             out.print(text, markup=False)
 

@@ -11,7 +11,7 @@ from typing import List, Optional
 
 import typer
 
-from llmfti.cli.output import console, emit, home_of
+from llmfti.cli.output import console, emit, esc, home_of
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout (progress goes to stderr).")
 
@@ -64,6 +64,6 @@ def _render(s: dict) -> None:
     )
     out.print(f"  chunks: {s['chunks_written']} written, {s['chunks_deleted']} replaced or deleted")
     for q in s["quarantine"][:20]:
-        out.print(f"  [yellow]quarantined[/] {q['source']}: {q['reason']} ({q['detail']})")
+        out.print(f"  [yellow]quarantined[/] {esc(q['source'])}: {q['reason']} ({esc(q['detail'])})")
     if len(s["quarantine"]) > 20:
         out.print(f"  ... and {len(s['quarantine']) - 20} more (llmfti fg quarantine {s['feature_group']})")

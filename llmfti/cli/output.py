@@ -32,14 +32,22 @@ def console(stderr: bool = False):
     return Console(stderr=stderr, highlight=False, soft_wrap=False)
 
 
+def esc(value) -> str:
+    """Text from users, documents or models, safe to interpolate into rich markup."""
+    from rich.markup import escape
+
+    return escape(str(value))
+
+
 def fail(exc, json_mode: bool) -> None:
     """Print an LlmftiError and exit with its code: JSON on stdout (with --json) and text on stderr."""
     if json_mode:
         sys.stdout.write(json.dumps(exc.to_dict()) + "\n")
     err = console(stderr=True)
-    err.print(f"[bold red]error:[/] {exc}", markup=True, highlight=False)
+    # Messages quote user input and model output: escape them so '[...]' is shown, never parsed as markup.
+    err.print(f"[bold red]error:[/] {esc(exc)}", markup=True, highlight=False)
     if getattr(exc, "hint", None):
-        err.print(f"[dim]hint:[/] {exc.hint}")
+        err.print(f"[dim]hint:[/] {esc(exc.hint)}")
     raise SystemExit(exc.exit_code)
 
 

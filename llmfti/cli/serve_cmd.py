@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from llmfti.cli.output import console, emit, home_of
+from llmfti.cli.output import console, emit, esc, home_of
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
@@ -39,13 +39,18 @@ def ask(
 
         import httpx
 
-        headers = {"Authorization": f"Bearer {os.environ['LLMFTI_API_KEY']}"} if os.environ.get("LLMFTI_API_KEY") else {}
-        resp = httpx.post(f"{url.rstrip('/')}/v1/deployments/{name}/invoke", json=body, headers=headers, timeout=300)
-        result = resp.json()
-        if resp.status_code != 200:
-            from llmfti.errors import LlmftiError
+        from llmfti.errors import LlmftiError
 
-            raise LlmftiError(f"HTTP {resp.status_code}: {result.get('error', result)}")
+        headers = {"Authorization": f"Bearer {os.environ['LLMFTI_API_KEY']}"} if os.environ.get("LLMFTI_API_KEY") else {}
+        try:
+            resp = httpx.post(f"{url.rstrip('/')}/v1/deployments/{name}/invoke", json=body, headers=headers, timeout=300)
+            result = resp.json()
+        except httpx.HTTPError as exc:
+            raise LlmftiError(f"cannot reach {url}: {exc}") from None
+        except ValueError:
+            raise LlmftiError(f"{url} answered HTTP {resp.status_code} with a body that is not JSON") from None
+        if resp.status_code != 200:
+            raise LlmftiError(f"HTTP {resp.status_code}: {result.get('error', result) if isinstance(result, dict) else result}")
     else:
         from agents.pipeline import invoke
         from agents.runtime import RuntimeCache, build_runtime
@@ -68,9 +73,9 @@ def ask(
 
 def _render_answer(r: dict) -> None:
     out = console()
-    out.print(f"[bold]{r['answer']}[/]\n", markup=True)
+    out.print(f"[bold]{esc(r['answer'])}[/]\n", markup=True)
     for i, c in enumerate(r.get("citations", []), 1):
-        out.print(f"  [{i}] {c['source']} (score {c['score']:.3f}, {c['chunk_id'][:12]})")
+        out.print(f"  [{i}] {c['source']} (score {c['score']:.3f}, {c['chunk_id'][:12]})", markup=False)
     v = r["versions"]
     out.print(f"\n  versions: deployment {v['deployment']}, model {v['model']}, feature group {v['feature_group']} @ commit {v['commit']}")
     out.print("  latency ms: " + ", ".join(f"{k}={val:.1f}" for k, val in r["timings_ms"].items()))
@@ -80,17 +85,25 @@ def logs(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Deployment name."),
     since: Optional[str] = typer.Option(None, "--since", help="ISO-8601 time."),
-    limit: int = typer.Option(20, "--limit", help="Newest N rows."),
+    limit: int = typer.Option(20, "--limit", min=1, help="Newest N rows."),
     json_out: bool = JSON,
 ):
     """Inference log rows of a deployment, newest first."""
+    from llmfti.errors import ConfigError
+    from llmfti.sources.timeparse import parse_time
     from llmfti.store import FeatureStore
     from llmfti.store.inference_log import InferenceLog
 
+    try:
+        cutoff = parse_time(since) if since else None
+    except ValueError:
+        raise ConfigError(f"--since {since!r} is not an ISO-8601 time (e.g. 2026-11-26T08:00:00Z)") from None
     log = InferenceLog(FeatureStore(home_of(ctx)))
-    log.flush()
-    rows = log.query(name, since=since, limit=limit)
-    log.close()
+    try:
+        log.flush()
+        rows = log.query(name, since=cutoff, limit=limit)
+    finally:
+        log.close()
 
     def render(d):
         from rich.table import Table
