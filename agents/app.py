@@ -20,7 +20,8 @@ from pathlib import Path
 from agents import pipeline
 from agents.openai_routes import add_openai_routes
 from llmfti.errors import ConfigError, LlmftiError, NotFoundError
-from llmfti.models.generation import GenerationTimeout
+from llmfti.models.generation import BackendUnavailable, GenerationTimeout
+from llmfti.monitoring.timing import server_timing
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
@@ -40,6 +41,8 @@ def error_status(exc: Exception) -> int:
         return 404
     if isinstance(exc, GenerationTimeout):
         return 504
+    if isinstance(exc, BackendUnavailable):
+        return 502
     if isinstance(exc, ConfigError):
         return 422
     if isinstance(exc, LlmftiError):
@@ -65,9 +68,12 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
 
     @asynccontextmanager
     async def lifespan(app):
-        log.flush()  # rows a killed predecessor left in its buffer
+        import anyio
+
+        # Loading models takes seconds: off the event loop, so /healthz answers meanwhile.
+        await anyio.to_thread.run_sync(log.flush)  # rows a killed predecessor left in its buffer
         log.start()
-        manager.start()
+        await anyio.to_thread.run_sync(manager.start)
         try:
             yield
         finally:
@@ -115,8 +121,7 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
             result = pipeline.invoke(runtime, body, log=log, metrics=metrics, request_id=request_id)
         except Exception as exc:
             return failure(exc, request_id)
-        timing = ", ".join(f"{k};dur={v}" for k, v in result["timings_ms"].items())
-        return JSONResponse(result, headers={"Server-Timing": timing, "X-Request-Id": result["request_id"]})
+        return JSONResponse(result, headers={"Server-Timing": server_timing(result["timings_ms"]), "X-Request-Id": result["request_id"]})
 
     def _sse(prepared):
         for kind, data in pipeline.stream_prepared(prepared, log=log, metrics=metrics):
@@ -140,7 +145,9 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
     @app.get("/readyz")
     def readyz():
         status = manager.status()
-        ready = bool(status["active"]) and not any(k != "_refresh" for k in status["errors"])
+        # Ready when something is served: a failed new version keeps the old one serving (errors are
+        # reported, and retried by the poller), so it must not take the whole server out of rotation.
+        ready = bool(status["active"])
         return JSONResponse({"ready": ready, **status}, status_code=200 if ready else 503)
 
     @app.get("/metrics")

@@ -50,7 +50,9 @@ def add_openai_routes(app, manager, log, metrics, failure) -> None:
                                  "choices": [{"index": 0, "delta": {"role": "assistant", "content": data}, "finish_reason": None}]}
                         yield f"data: {json.dumps(chunk)}\n\n"
                     elif kind == "error":
-                        yield f"data: {json.dumps({'error': data})}\n\n"
+                        # OpenAI's error shape, and no "stop" chunk: a failed answer must not look complete.
+                        yield f"data: {json.dumps({'error': {'message': data['error'], 'type': data['type']}})}\n\n"
+                        return
                 end = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": name,
                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
                 yield f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n"

@@ -88,11 +88,18 @@ def prepare(runtime, raw: dict, request_id: str | None = None, *, features: dict
     return p
 
 
+def _request(p: Prepared) -> tuple[list[dict], GenerationRequest]:
+    """The chat messages the encoder rendered (for OpenAI-compatible backends) and the generation request."""
+    rt = p.runtime
+    wanted = {f: p.features[f] for f in rt.encoder.template.features if f in p.features}
+    messages = rt.encoder.template.messages(p.question, p.encoded.contexts_used, wanted)
+    return messages, GenerationRequest(input_ids=p.encoded.input_ids, messages=messages, settings=rt.config.generation)
+
+
 def _generate(p: Prepared):
     rt = p.runtime
     config = rt.config
-    messages = rt.encoder.template.messages(p.question, p.encoded.contexts_used, {f: p.features[f] for f in rt.encoder.template.features})
-    request = GenerationRequest(input_ids=p.encoded.input_ids, messages=messages, settings=config.generation)
+    messages, request = _request(p)
     if not config.tools:
         return rt.generator.generate(request), []
     tools = [get_tool(name) for name in config.tools]
@@ -180,6 +187,8 @@ def prepare_logged(runtime, raw: dict, *, log=None, metrics=None, request_id: st
     """`prepare`, logging the request as failed when a stage before generation raises. Streaming
     routes call it BEFORE the response starts, so a bad request still gets its status code (422...)."""
     try:
+        if runtime.config.tools:
+            raise RequestInvalid("streaming is not available for deployments with tools: the tool loop needs whole replies")
         return prepare(runtime, raw, request_id)
     except Exception as exc:
         log_failure(runtime, raw, exc, log, metrics, request_id=request_id)
@@ -190,18 +199,23 @@ def stream_prepared(p: Prepared, *, log=None, metrics=None):
     """Yields ("token", text) events, then ("done", answer + citations + versions + timings), or
     ("error", ...) if generation fails mid-stream (the request is logged either way)."""
     runtime = p.runtime
-    messages = runtime.encoder.template.messages(p.question, p.encoded.contexts_used, {f: p.features[f] for f in runtime.encoder.template.features})
-    request = GenerationRequest(input_ids=p.encoded.input_ids, messages=messages, settings=runtime.config.generation)
+    _, request = _request(p)
     pieces: list[str] = []
+    finished = False
     try:
         with p.timer.stage("generate"):
             for piece in runtime.generator.stream(request):
                 pieces.append(piece)
                 yield "token", piece
+        finished = True
     except Exception as exc:
+        finished = True
         log_failure(runtime, p.raw, exc, log, metrics, p)
         yield "error", {"error": str(exc), "type": type(exc).__name__, "request_id": p.request_id}
         return
+    finally:
+        if not finished:  # the client disconnected (GeneratorExit): still one log row, with what was sent
+            finish_log(p, log, metrics, status="cancelled", output="".join(pieces).strip(), prompt_tokens=len(p.encoded.input_ids))
     answer = "".join(pieces).strip()
     timings = finish_log(p, log, metrics, status="ok", output=answer, prompt_tokens=len(p.encoded.input_ids))
     yield "done", {"answer": answer, "citations": citations(p), "request_id": p.request_id, "versions": _versions(p), "timings_ms": timings}

@@ -71,9 +71,11 @@ def build_runtime(home, record: dict, cache: RuntimeCache, generator_override=No
     elif backend.kind == "openai":
         from llmfti.models.openai_generator import OpenAIGenerator
 
-        generator = cache.get(("openai", backend.base_url, backend.model), lambda: OpenAIGenerator(backend.base_url, backend.model, backend.api_key_env))
+        generator = cache.get(("openai", backend.base_url, backend.model, backend.api_key_env), lambda: OpenAIGenerator(backend.base_url, backend.model, backend.api_key_env))
     else:
-        generator = cache.get(("transformers", config.model, backend.device, backend.dtype), lambda: _transformers_generator(registry, config))
+        # Everything that shapes the generator is in the key: a new version changing the batching gets its own.
+        key = ("transformers", config.model, backend.device, backend.dtype, backend.max_batch_size, backend.batch_window_ms)
+        generator = cache.get(key, lambda: _transformers_generator(registry, config))
     generator.warm_up()
     runtime = DeploymentRuntime(record=record, config=config, encoder=encoder, generator=generator, request_model=request_model(config))
     runtime.model_info = {"model": config.model, "backend": backend.kind}
@@ -124,11 +126,12 @@ class DeploymentManager:
 
     def refresh(self) -> None:
         marker = self.store.events_marker()
-        if marker == self._seen_events:
-            return
+        if marker == self._seen_events and not self._errors:
+            return  # nothing new, and nothing that failed to load waits for a retry
         for record in self.store.list_active():
             current = self._active.get(record["name"])
             if current is not None and current.version == record["version"]:
+                self._errors.pop(record["name"], None)  # e.g. rolled back to the version still loaded
                 continue
             try:
                 runtime = build_runtime(self.home, record, self.cache, self.generator_override)
@@ -138,6 +141,7 @@ class DeploymentManager:
             with self._lock:
                 self._active[record["name"]] = runtime  # atomic swap: new requests get the new tuple
             self._errors.pop(record["name"], None)
+        self._errors.pop("_refresh", None)
         self._seen_events = marker
 
     def start(self) -> "DeploymentManager":

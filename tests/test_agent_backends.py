@@ -119,3 +119,28 @@ def test_deploy_and_rollback_during_load_fail_no_request(tmp_path):
             t.join()
     assert statuses and set(statuses) == {200}
     assert versions == {1, 2}  # requests were served by both tuples, none failed during the switches
+
+
+def test_calculator_refuses_anything_but_arithmetic():
+    from agents.tools import calculator
+
+    assert calculator("-(1+2)/4") == -0.75
+    for bad in ("9**9**9**9", "__import__('os')", "1" * 300):
+        with pytest.raises(ValueError):
+            calculator(bad)
+
+
+def test_unreachable_openai_backend_is_a_502_not_a_client_error(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from agents.app import create_app
+    from server_process import free_port
+
+    home = make_home(tmp_path)
+    deploy(home, tmp_path, name="down", backend={"kind": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "x"})
+    deploy(home, tmp_path, name="tooled", tools=["calculator"])
+    with TestClient(create_app(home, api_keys=set())) as c:
+        r = c.post("/v1/deployments/down/invoke", json={"question": "q"})
+        assert r.status_code == 502 and r.json()["type"] == "BackendUnavailable"
+        streamed = c.post("/v1/deployments/tooled/invoke?stream=true", json={"question": "q"})
+        assert streamed.status_code == 422 and "tools" in streamed.json()["error"]

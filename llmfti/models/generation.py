@@ -18,6 +18,12 @@ class GenerationTimeout(LlmftiError):
     exit_code = 6
 
 
+class BackendUnavailable(LlmftiError):
+    """The generation backend (e.g. an OpenAI-compatible server) failed or is unreachable (HTTP 502)."""
+
+    exit_code = 7
+
+
 class GenerationSettings(StrictModel):
     max_new_tokens: int = Field(128, ge=1, le=8192, description="Upper bound on generated tokens.")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy (reproducible, replayable).")

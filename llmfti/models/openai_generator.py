@@ -10,9 +10,10 @@ fingerprint describes the prompt we built, and the deployment records which serv
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 from llmfti.errors import ConfigError
-from llmfti.models.generation import Generation, GenerationRequest, GenerationTimeout, Generator
+from llmfti.models.generation import BackendUnavailable, Generation, GenerationRequest, GenerationTimeout, Generator
 
 
 class OpenAIGenerator(Generator):
@@ -40,15 +41,9 @@ class OpenAIGenerator(Generator):
         return params
 
     def generate(self, request: GenerationRequest) -> Generation:
-        import openai
-
         self.warm_up()
-        try:
+        with self._mapped_errors(request):
             resp = self._client.chat.completions.create(**self._params(request))
-        except openai.APITimeoutError as exc:
-            raise GenerationTimeout(f"{self.base_url} did not answer within {request.settings.timeout_s:g}s") from exc
-        except openai.APIError as exc:
-            raise ConfigError(f"OpenAI-compatible server {self.base_url} failed: {exc}") from exc
         choice = resp.choices[0]
         usage = resp.usage
         return Generation(
@@ -60,6 +55,19 @@ class OpenAIGenerator(Generator):
 
     def stream(self, request: GenerationRequest):
         self.warm_up()
-        for chunk in self._client.chat.completions.create(**self._params(request), stream=True):
-            if chunk.choices and chunk.choices[0].delta.content:
-                yield chunk.choices[0].delta.content
+        with self._mapped_errors(request):
+            for chunk in self._client.chat.completions.create(**self._params(request), stream=True):
+                if chunk.choices and chunk.choices[0].delta.content:
+                    yield chunk.choices[0].delta.content
+
+    @contextmanager
+    def _mapped_errors(self, request: GenerationRequest):
+        """Server-side failures are ours to report (502/504), never the client's (422)."""
+        import openai
+
+        try:
+            yield
+        except openai.APITimeoutError as exc:
+            raise GenerationTimeout(f"{self.base_url} did not answer within {request.settings.timeout_s:g}s") from exc
+        except openai.APIError as exc:
+            raise BackendUnavailable(f"OpenAI-compatible server {self.base_url} failed: {exc}") from exc

@@ -23,6 +23,7 @@ class _Job:
     future: Future
     deadline: float
     streamer: object | None = None
+    cancelled: bool = False
     enqueued: float = field(default_factory=time.perf_counter)
 
 
@@ -62,6 +63,7 @@ class TransformersGenerator(Generator):
         try:
             return job.future.result(timeout=timeout + 1.0)
         except TimeoutError:
+            job.future.cancel()  # the worker skips it: no compute spent on an answer nobody awaits
             raise GenerationTimeout(f"generation did not finish within {timeout:g}s") from None
 
     def stream(self, request: GenerationRequest):
@@ -71,10 +73,15 @@ class TransformersGenerator(Generator):
         streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True, timeout=request.settings.timeout_s)
         job = _Job(request, Future(), time.perf_counter() + request.settings.timeout_s, streamer=streamer)
         self._queue.put(job)
-        for piece in streamer:
-            if piece:
-                yield piece
-        job.future.result(timeout=request.settings.timeout_s)
+        try:
+            for piece in streamer:
+                if piece:
+                    yield piece
+        except queue.Empty:
+            raise GenerationTimeout(f"no token within {request.settings.timeout_s:g}s") from None
+        finally:
+            job.cancelled = True  # a client that went away stops the generation at the next token
+        job.future.result(timeout=request.settings.timeout_s)  # re-raises the worker's error, if any
 
     # --- worker -----------------------------------------------------------------------------------
     def _collect(self, first: _Job) -> list[_Job]:
@@ -107,10 +114,14 @@ class TransformersGenerator(Generator):
             job = self._queue.get()
             if job is None:
                 return
-            batch = self._collect(job)
+            batch = [j for j in self._collect(job) if not (j.future.cancelled() or j.cancelled)]
+            if not batch:
+                continue
             try:
                 results = self._run(batch)
                 for j, r in zip(batch, results):
+                    if j.future.done():  # cancelled by a caller that timed out meanwhile
+                        continue
                     if isinstance(r, Exception):
                         j.future.set_exception(r)
                     else:
@@ -119,6 +130,8 @@ class TransformersGenerator(Generator):
                 for j in batch:
                     if not j.future.done():
                         j.future.set_exception(exc)
+                    if j.streamer is not None:
+                        j.streamer.end()  # unblock the reader, which then re-raises exc from the future
 
     def _run(self, batch: list[_Job]) -> list[Generation | Exception]:
         import torch
@@ -128,7 +141,7 @@ class TransformersGenerator(Generator):
 
         class Deadline(StoppingCriteria):
             def __call__(self, input_ids, scores, **kwargs):
-                return time.perf_counter() > deadline
+                return time.perf_counter() > deadline or all(j.cancelled for j in batch)
 
         settings = batch[0].request.settings
         width = max(len(j.request.input_ids) for j in batch)

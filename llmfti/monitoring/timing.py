@@ -37,4 +37,9 @@ class StageTimer:
         return out
 
     def server_timing(self) -> str:
-        return ", ".join(f"{k};dur={v}" for k, v in self.as_ms().items())
+        return server_timing(self.as_ms())
+
+
+def server_timing(timings_ms: dict[str, float]) -> str:
+    """The `Server-Timing` header value for per-stage timings in milliseconds."""
+    return ", ".join(f"{k};dur={v}" for k, v in timings_ms.items())
