@@ -33,11 +33,8 @@ def deploy(
     or --force --reason. A running server picks it up without restart."""
     from llmfti.config import load_config
     from llmfti.config.deployments import DeploymentConfig
-    from llmfti.errors import ConfigError
     from llmfti.registry.deployments import promote
 
-    if force and not reason.strip():
-        raise ConfigError("--force needs --reason: a promotion without a passing eval must say why")
     cfg = load_config(DeploymentConfig, config)
     suite_name = suite_version = None
     if suite:

@@ -22,12 +22,12 @@ import pyarrow as pa
 
 from llmfti.config.deployments import DeploymentConfig
 from llmfti.errors import ConfigError, IncompatibleError, NotFoundError
-from llmfti.home import ProjectHome
+from llmfti.home import ProjectHome, claim_version_dir
 from llmfti.store.feature_store import sql_quote
+from llmfti.store.schema import TS
 
 DEPLOYMENTS, EVENTS = "_deployments", "_deployment_events"
 ACTIVATING = ("deploy", "rollback")  # events that change the active version; "stage" does not
-TS = pa.timestamp("us", tz="UTC")
 SCHEMAS = {
     DEPLOYMENTS: pa.schema([
         pa.field("key", pa.string(), nullable=False), pa.field("name", pa.string()), pa.field("version", pa.int32()),
@@ -101,15 +101,7 @@ class DeploymentStore:
         return q.limit(None).to_list()
 
     def _claim_version(self, name: str) -> tuple[int, Path]:
-        root = self.home.artifacts / "deployments" / name
-        root.mkdir(parents=True, exist_ok=True)
-        version = max([int(p.name) for p in root.iterdir() if p.name.isdigit()], default=0) + 1
-        while True:
-            try:
-                (root / str(version)).mkdir()  # atomic: concurrent deploys get distinct versions
-                return version, root / str(version)
-            except FileExistsError:
-                version += 1
+        return claim_version_dir(self.home.artifacts / "deployments" / name)  # atomic across processes
 
     def _event(self, name: str, action: str, version: int, reason: str = "") -> None:
         row = {"name": name, "action": action, "version": version, "reason": reason, "at": datetime.now(timezone.utc)}

@@ -15,8 +15,9 @@ from typing import Any
 import pyarrow as pa
 
 from llmfti.home import ProjectHome
+from llmfti.store.feature_store import sql_quote  # noqa: F401  (registry modules import it from here)
+from llmfti.store.schema import TS
 
-TS = pa.timestamp("us", tz="UTC")
 BASE_MODELS, MODEL_VERSIONS, MODEL_EVALS = "_base_models", "_model_versions", "_model_evals"
 
 BASE_MODELS_SCHEMA = pa.schema(
@@ -73,10 +74,6 @@ MODEL_EVALS_SCHEMA = pa.schema(
 
 _SCHEMAS = {BASE_MODELS: BASE_MODELS_SCHEMA, MODEL_VERSIONS: MODEL_VERSIONS_SCHEMA, MODEL_EVALS: MODEL_EVALS_SCHEMA}
 JSON_COLUMNS = {"files", "fingerprint_components", "lineage", "metrics", "config", "result"}
-
-
-def sql_quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class RegistryTables:

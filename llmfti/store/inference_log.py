@@ -178,7 +178,9 @@ class InferenceLog:
     def query(self, deployment: str | None = None, since=None, limit: int | None = 100, request_id: str | None = None) -> list[dict]:
         from llmfti.store.feature_store import sql_quote
 
-        if LOG_TABLE not in _names(self.store.db):
+        from llmfti.store.feature_group import _table_names
+
+        if LOG_TABLE not in _table_names(self.store.db):
             return []
         clauses = []
         if deployment:
@@ -199,7 +201,3 @@ class InferenceLog:
         return rows[:limit] if limit else rows
 
 
-def _names(db) -> list[str]:
-    from llmfti.store.feature_group import _table_names
-
-    return _table_names(db)

@@ -23,6 +23,4 @@ def register() -> None:
     register_example_reader("dataset", read_examples)
 
 
-register()
-
 __all__ = ["TrainingDataset", "TrainingDatasetSpec", "TrainingDatasets", "read_examples", "register"]

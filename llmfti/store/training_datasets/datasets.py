@@ -21,6 +21,7 @@ from llmfti.store.feature_store import sql_quote
 from llmfti.store.schema import TS
 from llmfti.store.training_datasets import build as b
 from llmfti.store.training_datasets import encoding
+from llmfti.store.feature_group import _table_names
 from llmfti.store.training_datasets.spec import TrainingDatasetSpec, parse_dataset_ref, split_contexts_ref
 
 META = "_training_datasets"
@@ -212,10 +213,6 @@ class TrainingDatasets:
         return self.get(ref)
 
 
-def _table_names(db) -> list[str]:
-    from llmfti.store.feature_group import _table_names as names
-
-    return names(db)
 
 
 def read_examples(name: str, version: str, home):

@@ -41,15 +41,11 @@ class TrainingDatasetSpec(StrictModel):
 
 
 def parse_dataset_ref(ref: str) -> tuple[str, int | None]:
-    """'NAME' -> (NAME, None) meaning latest; 'NAME:3' -> (NAME, 3)."""
-    name, _, version = ref.partition(":")
-    if not name:
-        raise ConfigError(f"invalid training dataset reference {ref!r}: expected NAME or NAME:VERSION")
-    if not version:
-        return name, None
-    if not version.isdigit() or int(version) < 1:
-        raise ConfigError(f"invalid version in {ref!r}: expected a positive integer as in NAME:2")
-    return name, int(version)
+    """'NAME' -> (NAME, None) meaning latest; 'NAME:3' -> (NAME, 3). The same rules as feature groups
+    (the name becomes a table name)."""
+    from llmfti.store.feature_store import parse_ref
+
+    return parse_ref(ref)
 
 
 def split_contexts_ref(ref: str) -> tuple[str, str | None]:
