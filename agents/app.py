@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from agents import pipeline
+from agents.body_limit import BodyLimit
 from agents.openai_routes import add_openai_routes
 from llmfti.errors import ConfigError, LlmftiError, NotFoundError
 from llmfti.models.generation import BackendUnavailable, GenerationTimeout
@@ -84,6 +85,9 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
                   description="Deployments couple a model version with a feature-group version. Clients send typed requests, never prompts.")
     app.state.manager, app.state.log, app.state.metrics = manager, log, metrics
 
+    # Added first, so it runs inside the auth check: unauthenticated bodies are never read.
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+
     @app.middleware("http")
     async def guard(request: Request, call_next):
         if request.url.path.startswith("/v1/"):
@@ -91,9 +95,6 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
                 auth = request.headers.get("authorization", "")
                 if not auth.startswith("Bearer ") or auth[7:].strip() not in keys:
                     return JSONResponse({"error": "missing or invalid API key", "type": "Unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-            length = request.headers.get("content-length")
-            if length and length.isdigit() and int(length) > max_body_bytes:
-                return JSONResponse({"error": f"request body of {length} bytes exceeds the limit of {max_body_bytes}", "type": "PayloadTooLarge"}, status_code=413)
         return await call_next(request)
 
     def failure(exc: Exception, request_id: str | None = None) -> JSONResponse:

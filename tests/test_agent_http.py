@@ -57,6 +57,9 @@ def test_filters_k_and_limits(client):
     assert r.status_code == 200 and [c["source"].split("/")[-1] for c in r.json()["citations"]] == ["gen.md"]
     big = client.post("/v1/deployments/docs-qa/invoke", content=json.dumps({"question": "q" * 5000}), headers={"content-type": "application/json"})
     assert big.status_code == 413 and "exceeds" in big.json()["error"]
+    chunked = client.post("/v1/deployments/docs-qa/invoke", content=(b'{"question": "' + b"q" * 1000 + b'"}' for _ in range(5)),
+                          headers={"content-type": "application/json"})  # a generator body is sent chunked: no Content-Length
+    assert chunked.status_code == 413
     assert client.post("/v1/deployments/nope/invoke", json={"question": "q"}).status_code == 404
     assert client.get("/healthz").status_code == 200 and client.get("/readyz").json()["ready"]
 
