@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml Makefile
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m pipelines.demo
+	$(PY) -m examples.demo
 
 test: $(STAMP)
 	$(PY) -m pytest -q
@@ -34,7 +34,7 @@ test: $(STAMP)
 # The eval gate on the embedded defaults: stage configs/deployments/python-docs.yaml and run the
 # evals/python-reference suite on it; exits non-zero below the thresholds (report: build/eval-report.html).
 eval-gate: $(STAMP)
-	$(PY) -m pipelines.eval_gate
+	$(PY) -m examples.eval_gate
 
 clean:
 	rm -rf $(VENV) .llmfti build

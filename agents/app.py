@@ -17,12 +17,12 @@ import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from agents import pipeline
-from agents.body_limit import BodyLimit
-from agents.openai_routes import add_openai_routes
+from llmfti.agents.body_limit import BodyLimit
+from llmfti.agents.openai_routes import add_openai_routes
 from llmfti.errors import ConfigError, LlmftiError, NotFoundError
 from llmfti.models.generation import BackendUnavailable, GenerationTimeout
 from llmfti.monitoring.timing import server_timing
+from llmfti.pipelines.inference import online as pipeline
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
 
@@ -55,7 +55,7 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
     from fastapi import FastAPI, Request
     from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-    from agents.runtime import DeploymentManager
+    from llmfti.agents.manager import DeploymentManager
     from llmfti.home import ProjectHome
     from llmfti.monitoring.metrics import ServiceMetrics
     from llmfti.store import FeatureStore

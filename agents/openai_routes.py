@@ -8,7 +8,7 @@ import json
 import time
 import uuid
 
-from agents import pipeline
+from llmfti.pipelines.inference import online as pipeline
 
 
 def _question(body: dict) -> str:

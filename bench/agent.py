@@ -17,6 +17,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from llmfti.pipelines.feature import ingest as run_ingest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
@@ -34,10 +35,11 @@ def prepare(home: Path, max_new_tokens: int, batch: int) -> None:
     from llmfti.config import FeatureConfig, load_config
     from llmfti.config.deployments import DeploymentConfig
     from llmfti.home import ProjectHome
-    from llmfti.models.pull import pull_defaults
-    from llmfti.registry.deployments import DeploymentStore, check_deployment
+    from llmfti.registry.defaults import pull_defaults
+    from llmfti.pipelines.deployment import check_deployment
+    from llmfti.registry.deployments import DeploymentStore
     from llmfti.store import FeatureStore
-    from pipelines.python_reference_corpus import write_corpus
+    from examples.python_reference_corpus import write_corpus
 
     ph = ProjectHome.at(home)
     pull_defaults(ph)
@@ -45,7 +47,7 @@ def prepare(home: Path, max_new_tokens: int, batch: int) -> None:
     write_corpus(corpus)
     root = Path(__file__).resolve().parents[1]
     cfg = load_config(FeatureConfig, root / "configs/features/python-reference.yaml")
-    FeatureStore(ph).feature_group("python-reference", must_exist=False).ingest([str(corpus)], config=cfg)
+    run_ingest(FeatureStore(ph).feature_group("python-reference", must_exist=False), [str(corpus)], config=cfg)
     dep = DeploymentConfig(
         name="bench-agent", model="SmolLM2-135M-Instruct:1", feature_group="python-reference:1",
         retrieval={"k": 4}, generation={"max_new_tokens": max_new_tokens, "timeout_s": 300},

@@ -1,7 +1,7 @@
 """Ingest benchmark: llmfti's document feature pipeline against raw encode and a LlamaIndex pipeline.
 
 One run, one corpus (the Python language reference that ships with CPython, written as markdown by
-`pipelines.python_reference_corpus`), one model (the embedded all-MiniLM-L6-v2 folder), CPU:
+`examples.python_reference_corpus`), one model (the embedded all-MiniLM-L6-v2 folder), CPU:
 
 1. raw `SentenceTransformer.encode` of exactly the chunks llmfti embeds, in plain fp32 (the baseline
    the target is stated against) and in llmfti's own dtype (so the ratio shows the overhead alone);
@@ -32,6 +32,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from llmfti.pipelines.feature import ingest as run_ingest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -50,7 +51,7 @@ def cpu_model() -> str:
 
 
 def write_corpus(dest: Path, docs: int | None) -> list[Path]:
-    from pipelines.python_reference_corpus import write_corpus as write_all
+    from examples.python_reference_corpus import write_corpus as write_all
 
     staging = dest.parent / "all-topics"
     files = write_all(staging)
@@ -117,13 +118,13 @@ def run_llmfti(corpus: Path, home: Path, config, batch_size: int) -> dict:
     embedder.embed(["warm-up"] * 8)
     fg = FeatureStore(home).feature_group("bench", must_exist=False)
     with Clock() as c1:
-        first = fg.ingest([str(corpus)], config=config, embedder=embedder)
+        first = run_ingest(fg, [str(corpus)], config=config, embedder=embedder)
     del embedder, fg
     gc.collect()
     # Re-ingest as a new run would: fresh store, embedder built from the stored config (not loaded).
     fg = FeatureStore(home).feature_group("bench")
     with Clock() as c2:
-        again = fg.ingest([str(corpus)])
+        again = run_ingest(fg, [str(corpus)])
     return {
         "s": c1.s, "cpu": c1.cpu, "reingest_s": c2.s, "reingest_cpu": c2.cpu, "chunks": first.chunks_written, "documents": first.documents,
         "reingest_documents": again.documents, "reingest_committed": again.committed, "dtype": fg.info["embedder_dtype"],

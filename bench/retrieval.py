@@ -2,7 +2,7 @@
 
 Embedding 100k real chunks on 2 cores takes about an hour, so the table is built from real vectors:
 
-1. real chunks: the Python language reference (`pipelines.python_reference_corpus`) and the pydoc
+1. real chunks: the Python language reference (`examples.python_reference_corpus`) and the pydoc
    text of 25 stdlib modules, chunked by llmfti's chunker and embedded with the default embedder
    (all-MiniLM-L6-v2, the dtype llmfti resolves: bf16 on CPUs with native bf16) -> ~2.7k real vectors;
 2. the 100k rows: the real vectors themselves, then for each further row a real "parent" vector plus
@@ -47,7 +47,7 @@ PYDOC_MODULES = (
 def write_real_corpus(dest: Path, quick: bool) -> None:
     import pydoc
 
-    from pipelines.python_reference_corpus import write_corpus
+    from examples.python_reference_corpus import write_corpus
 
     files = write_corpus(dest / "reference")
     if quick:
@@ -100,7 +100,7 @@ def main(argv=None) -> int:
     from llmfti.store import FeatureStore
     from llmfti.store import search as search_mod
     from llmfti.store.indexing import ensure_indexes
-    from llmfti.store.ingest import _commit, _register
+    from llmfti.pipelines.feature import _commit, _register
     from llmfti.transforms.model_independent.clean import clean_text
     from llmfti.transforms.registry import get_chunker
 

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from conftest import write
+from llmfti.pipelines.feature import ingest as run_ingest
 
 
 def make_home(root: Path) -> Path:
@@ -23,7 +24,7 @@ def make_home(root: Path) -> Path:
     write(corpus / "loops.md", "# Loops\n\nA for loop iterates over an iterable. A while loop repeats while a condition holds.\n")
     write(corpus / "gen.md", "# Generators\n\nGenerators yield values lazily and keep their state between calls.\n")
     fg = FeatureStore(home).feature_group("docs", must_exist=False)
-    fg.ingest([str(corpus)], config=FeatureConfig(embedder={"model": "hash-64"}))
+    run_ingest(fg, [str(corpus)], config=FeatureConfig(embedder={"model": "hash-64"}))
     registry = ModelRegistry(home)
     registry.import_base_model(str(save_tiny_model(root / "tiny-model")), "tiny")
     registry.ensure_base_version("tiny")
@@ -33,7 +34,8 @@ def make_home(root: Path) -> Path:
 def deploy(home: Path, tmp: Path, *, force: bool = False, **overrides) -> dict:
     from llmfti.config import load_config
     from llmfti.config.deployments import DeploymentConfig
-    from llmfti.registry.deployments import DeploymentStore, check_deployment
+    from llmfti.pipelines.deployment import check_deployment
+    from llmfti.registry.deployments import DeploymentStore
 
     config = {"name": "docs-qa", "model": "tiny:1", "feature_group": "docs:1", "commit": "latest",
               "retrieval": {"k": 2, "max_k": 5, "filters": ["doc_id"]}, "generation": {"max_new_tokens": 8, "timeout_s": 5}}

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from llmfti.pipelines.feature import ingest as run_ingest
+
 QA = [
     ("q-with", "What does the with statement do?", "It wraps a block with a context manager [1].", "2024-01-05"),
     ("q-exit", "Does __exit__ always run?", "Yes, __exit__ always runs [1].", "2024-01-10"),
@@ -34,13 +36,13 @@ def records_config():
 
 def ingest_records(store, path: Path, name: str = "qa"):
     fg = store.feature_group(name, must_exist=False)
-    summary = fg.ingest([str(path)], config=records_config())
+    summary = run_ingest(fg, [str(path)], config=records_config())
     return store.feature_group(name), summary
 
 
 def ingest_docs(store, corpus: Path, config, name: str = "docs"):
     fg = store.feature_group(name, must_exist=False)
-    fg.ingest([str(corpus)], config=config)
+    run_ingest(fg, [str(corpus)], config=config)
     return store.feature_group(name)
 
 

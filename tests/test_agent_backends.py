@@ -12,7 +12,7 @@ from server_process import start_server
 
 
 def test_concurrent_requests_are_batched(tmp_path):
-    from agents.runtime import RuntimeCache, build_runtime
+    from llmfti.pipelines.inference.runtime import RuntimeCache, build_runtime
     from llmfti.models.generation import GenerationRequest, GenerationSettings
     from llmfti.registry.deployments import DeploymentStore
 
@@ -33,8 +33,8 @@ def test_concurrent_requests_are_batched(tmp_path):
 
 @pytest.mark.integration
 def test_openai_backend_against_a_second_llmfti_server(tmp_path):
-    from agents.pipeline import invoke
-    from agents.runtime import RuntimeCache, build_runtime
+    from llmfti.pipelines.inference.online import invoke
+    from llmfti.pipelines.inference.runtime import RuntimeCache, build_runtime
     from llmfti.registry.deployments import DeploymentStore
 
     upstream_home = make_home(tmp_path / "upstream")
@@ -69,8 +69,8 @@ def _request(runtime, question):
 
 
 def test_tool_loop_with_scripted_generator(tmp_path):
-    from agents.pipeline import invoke
-    from agents.runtime import RuntimeCache, build_runtime
+    from llmfti.pipelines.inference.online import invoke
+    from llmfti.pipelines.inference.runtime import RuntimeCache, build_runtime
     from llmfti.registry.deployments import DeploymentStore
     from llmfti.testing.scripted_generator import ScriptedGenerator
 
@@ -89,7 +89,7 @@ def test_tool_loop_with_scripted_generator(tmp_path):
 def test_deploy_and_rollback_during_load_fail_no_request(tmp_path):
     from fastapi.testclient import TestClient
 
-    from agents.app import create_app
+    from llmfti.agents.app import create_app
     from llmfti.registry.deployments import DeploymentStore
     from llmfti.testing.scripted_generator import ScriptedGenerator
 
@@ -122,7 +122,7 @@ def test_deploy_and_rollback_during_load_fail_no_request(tmp_path):
 
 
 def test_calculator_refuses_anything_but_arithmetic():
-    from agents.tools import calculator
+    from llmfti.tools import calculator
 
     assert calculator("-(1+2)/4") == -0.75
     for bad in ("9**9**9**9", "__import__('os')", "1" * 300):
@@ -133,7 +133,7 @@ def test_calculator_refuses_anything_but_arithmetic():
 def test_unreachable_openai_backend_is_a_502_not_a_client_error(tmp_path):
     from fastapi.testclient import TestClient
 
-    from agents.app import create_app
+    from llmfti.agents.app import create_app
     from server_process import free_port
 
     home = make_home(tmp_path)

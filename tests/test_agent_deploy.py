@@ -53,7 +53,7 @@ def test_refuses_unknown_commit_model_and_feature_group(agent_home, tmp_path):
 
 
 def test_manager_picks_up_deploy_and_rollback_without_restart(agent_home, tmp_path):
-    from agents.runtime import DeploymentManager
+    from llmfti.agents.manager import DeploymentManager
     from llmfti.testing.scripted_generator import ScriptedGenerator
 
     deploy(agent_home, tmp_path, name="live")

@@ -11,7 +11,7 @@ from llmfti.testing.scripted_generator import ScriptedGenerator
 
 @pytest.fixture(scope="module")
 def client(agent_home, tmp_path_factory):
-    from agents.app import create_app
+    from llmfti.agents.app import create_app
 
     deploy(agent_home, tmp_path_factory.mktemp("cfg"), name="docs-qa")
     gen = ScriptedGenerator(lambda req: "The __exit__ method always runs [1].")
@@ -119,7 +119,7 @@ def _check_openai_client(oai):
 
 
 def test_api_keys_and_timeout(agent_home, tmp_path):
-    from agents.app import create_app
+    from llmfti.agents.app import create_app
     from llmfti.store import FeatureStore
     from llmfti.store.inference_log import InferenceLog
 

@@ -8,6 +8,7 @@ import pytest
 
 from agent_fixtures import deploy, make_home
 from server_process import start_server
+from llmfti.pipelines.feature import ingest as run_ingest
 
 
 def read_log(home, deployment):
@@ -24,7 +25,7 @@ def read_log(home, deployment):
 def test_every_request_has_a_row_including_failures(tmp_path):
     from fastapi.testclient import TestClient
 
-    from agents.app import create_app
+    from llmfti.agents.app import create_app
     from llmfti.testing.scripted_generator import ScriptedGenerator
 
     home = make_home(tmp_path)
@@ -57,9 +58,9 @@ def test_log_survives_sigkill_of_the_server(tmp_path):
 
 
 def test_replay_reproduces_prompt_and_greedy_output(tmp_path):
-    from agents.pipeline import invoke
-    from agents.replay import replay
-    from agents.runtime import RuntimeCache, build_runtime
+    from llmfti.pipelines.inference.online import invoke
+    from llmfti.pipelines.inference.replay import replay
+    from llmfti.pipelines.inference.runtime import RuntimeCache, build_runtime
     from llmfti.registry.deployments import DeploymentStore
     from llmfti.store import FeatureStore
     from llmfti.store.inference_log import InferenceLog
@@ -72,7 +73,7 @@ def test_replay_reproduces_prompt_and_greedy_output(tmp_path):
     log.close()
     # New data arrives after the request: replay must still read the commit the request used.
     (tmp_path / "corpus" / "late.md").write_text("# Generators again\n\nA generator function returns a generator iterator.\n")
-    assert FeatureStore(home).feature_group("docs").ingest([str(tmp_path / "corpus")]).committed
+    assert run_ingest(FeatureStore(home).feature_group("docs"), [str(tmp_path / "corpus")]).committed
     report = replay(home, result["request_id"])
     assert report["prompt_fingerprint_identical"] and report["prompt_identical"] and report["output_identical"], report
     assert report["replayed_output"] == result["answer"] and report["commit"] == result["versions"]["commit"]

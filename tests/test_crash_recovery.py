@@ -19,7 +19,9 @@ SCRIPT = textwrap.dedent(
     """
     import sys, time
     from llmfti.config import FeatureConfig
-    from llmfti.store import FeatureStore, ingest as ingest_mod
+    from llmfti.pipelines import feature as ingest_mod
+    from llmfti.pipelines.feature import ingest as run_ingest
+    from llmfti.store import FeatureStore
     from llmfti.testing import HashEmbedder
 
     class SlowEmbedder(HashEmbedder):
@@ -36,7 +38,7 @@ SCRIPT = textwrap.dedent(
 
     fg = FeatureStore(sys.argv[1]).feature_group("docs", must_exist=False)
     cfg = FeatureConfig(embedder={"model": "hash-64", "batch_size": 4}, chunker={"chunk_tokens": 24, "overlap": 4})
-    fg.ingest([sys.argv[2]], config=cfg, embedder=SlowEmbedder(64))
+    run_ingest(fg, [sys.argv[2]], config=cfg, embedder=SlowEmbedder(64))
     print("DONE", flush=True)
     """
 )

@@ -3,13 +3,14 @@
 import pytest
 
 from llmfti.config import FeatureConfig
+from llmfti.pipelines.feature import ingest as run_ingest
 
 pytestmark = pytest.mark.slow
 
 
 def test_minilm_ingest_and_search(store, corpus):
     fg = store.feature_group("docs", must_exist=False)
-    s = fg.ingest([str(corpus)], config=FeatureConfig(embedder={"model": "all-MiniLM-L6-v2"}))
+    s = run_ingest(fg, [str(corpus)], config=FeatureConfig(embedder={"model": "all-MiniLM-L6-v2"}))
     assert s.committed
     info = fg.describe()
     assert info["embedder"]["dimension"] == 384 and info["embedder"]["dtype"] in ("float32", "bfloat16")
@@ -26,7 +27,7 @@ def test_minilm_ingest_and_search(store, corpus):
 
 def test_pull_defaults_is_idempotent(home):
     from llmfti.home import ProjectHome
-    from llmfti.models.pull import pull_defaults
+    from llmfti.registry.defaults import pull_defaults
 
     first = pull_defaults(ProjectHome.at(home))
     assert {m["status"] for m in first} <= {"pulled", "imported", "present"}

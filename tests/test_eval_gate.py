@@ -15,6 +15,7 @@ import yaml
 from agent_fixtures import make_home
 from conftest import write
 from llmfti.errors import ConfigError, IncompatibleError, NotFoundError
+from llmfti.pipelines.feature import ingest as run_ingest
 
 CASES = [
     {"id": "with", "question": "What does the with statement wrap a block with?", "reference": "A context manager; __exit__ always runs.",
@@ -44,7 +45,8 @@ def config(**overrides):
 
 
 def stage(home, **overrides) -> dict:
-    from llmfti.registry.deployments import DeploymentStore, promote
+    from llmfti.pipelines.deployment import promote
+    from llmfti.registry.deployments import DeploymentStore
 
     return promote(DeploymentStore(home), config(**overrides), stage=True)
 
@@ -58,7 +60,7 @@ def eval_home(tmp_path_factory) -> Path:
     home = make_home(root)
     write(root / "other" / "cooking.md", "# Soup\n\nBoil water, add salt and vegetables, simmer for an hour.\n")
     write(root / "other" / "garden.md", "# Garden\n\nWater tomatoes in the morning; prune them weekly.\n")
-    FeatureStore(home).feature_group("other", must_exist=False).ingest([str(root / "other")], config=FeatureConfig(embedder={"model": "hash-64"}))
+    run_ingest(FeatureStore(home).feature_group("other", must_exist=False), [str(root / "other")], config=FeatureConfig(embedder={"model": "hash-64"}))
     return home
 
 
@@ -70,7 +72,7 @@ def suite(tmp_path_factory):
 
 
 def run(home, suite, record, **kw):
-    from llmfti.evaluation.runner import run_eval
+    from llmfti.pipelines.evaluation import run_eval
 
     return run_eval(home, suite, record, **kw)
 
@@ -298,7 +300,8 @@ def test_html_report_shows_cases_worst_cases_and_versions(eval_home, suite, tmp_
 
 def test_promotion_needs_a_passing_eval_of_the_identical_tuple(tmp_path, suite):
     from llmfti.config import FeatureConfig
-    from llmfti.registry.deployments import DeploymentStore, promote
+    from llmfti.pipelines.deployment import promote
+    from llmfti.registry.deployments import DeploymentStore
     from llmfti.store import FeatureStore
 
     home = make_home(tmp_path)
@@ -324,7 +327,7 @@ def test_promotion_needs_a_passing_eval_of_the_identical_tuple(tmp_path, suite):
         promote(store, config(), suite="other-suite")
     # A new commit under a `latest` policy is a new tuple: it needs a fresh eval.
     write(tmp_path / "corpus" / "more.md", "# More\n\nA new document arrives.\n")
-    FeatureStore(home).feature_group("docs:1").ingest([str(tmp_path / "corpus")], config=FeatureConfig(embedder={"model": "hash-64"}))
+    run_ingest(FeatureStore(home).feature_group("docs:1"), [str(tmp_path / "corpus")], config=FeatureConfig(embedder={"model": "hash-64"}))
     with pytest.raises(IncompatibleError, match="@ commit"):
         promote(store, config())
     with pytest.raises(ConfigError, match="--reason"):

@@ -1,4 +1,4 @@
-"""Encoded-example reading (list, JSONL, parquet, pluggable NAME:VERSION reader) and the three loss paths."""
+"""Encoded-example reading (list, JSONL, parquet; NAME:VERSION through the training pipeline) and the three loss paths."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ def test_load_encoded_examples_sources(tmp_path, home):
     import pyarrow.parquet as pq
 
     from llmfti.errors import ConfigError, NotFoundError
-    from llmfti.training.data import DatasetInfo, load_encoded_examples, register_example_reader
+    from llmfti.training.data import DatasetInfo, load_encoded_examples
 
     rows = finetune_tiny_examples(10)
     train, evals, info = load_encoded_examples(rows, eval_fraction=0.2, seed=1)
@@ -26,16 +26,14 @@ def test_load_encoded_examples_sources(tmp_path, home):
     train, evals, _ = load_encoded_examples(str(tmp_path / "d.parquet"))
     assert (len(train), len(evals)) == (7, 3)
 
-    with pytest.raises(NotFoundError, match="training dataset 'qa:1' does not exist"):
-        load_encoded_examples("qa:1", home=home)  # the store's reader is found without registering it by hand
-    register_example_reader("dataset", lambda name, version, home: (split, DatasetInfo(ref=f"{name}:{version}", encoder={"fingerprint": "abc"})))
-    try:
-        _, _, info = load_encoded_examples("qa:1")
-        assert info.ref == "qa:1" and info.encoder["fingerprint"] == "abc"
-    finally:
-        from llmfti.training import data
+    from llmfti.pipelines.training.dataset import read_training_dataset
 
-        data._READERS.pop("dataset", None)  # the built-in reader registers itself again on next use
+    with pytest.raises(NotFoundError, match="training dataset 'qa:1' does not exist"):
+        read_training_dataset("qa:1", home)  # the training pipeline reads NAME:VERSION from the store
+    with pytest.raises(NotFoundError, match="not a file"):
+        load_encoded_examples("qa:1")  # the engine itself never reads the store
+    _, evals, info = load_encoded_examples(split, info=DatasetInfo(ref="qa:1", encoder={"fingerprint": "abc"}))
+    assert info.ref == "qa:1" and info.encoder["fingerprint"] == "abc" and len(evals) == 3
 
     with pytest.raises(ConfigError, match="no loss-bearing"):
         load_encoded_examples([{"input_ids": [1, 2, 3], "labels": [-100, -100, -100]}])

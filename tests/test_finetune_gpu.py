@@ -27,7 +27,7 @@ def test_smollm2_shape_bf16_few_steps_and_register(tmp_path, home):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     from llmfti.config import FinetuneConfig
-    from llmfti.training import finetune
+    from llmfti.pipelines.training import finetune
 
     base = tmp_path / "smollm2-135m-random"
     tok = finetune_tiny_tokenizer()  # ids stay < 43: valid for the 49k vocabulary

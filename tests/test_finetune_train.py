@@ -8,6 +8,7 @@ import json
 import pytest
 
 from finetune_tiny import finetune_tiny_base, finetune_tiny_examples, finetune_write_jsonl
+from llmfti.pipelines.training_dataset import create as create_dataset
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def test_few_steps_reduce_loss_and_adapter_reloads_and_changes_outputs(tmp_path,
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from llmfti.training import finetune
+    from llmfti.pipelines.training import finetune
 
     res = finetune(_cfg(tmp_path, tiny_base, max_steps=8), home=home, progress=False)
     m = res["metrics"]
@@ -62,14 +63,14 @@ def test_registered_adapter_loads_through_the_registry(tmp_path, home, corpus, h
     from llmfti.config import FinetuneConfig
     from llmfti.registry import ModelRegistry
     from llmfti.store import FeatureStore
-    from llmfti.training import finetune
+    from llmfti.pipelines.training import finetune
     from td_fixtures import import_tiny, ingest_docs, ingest_records, qa_rows, tiny_chat_model, write_jsonl
 
     store = FeatureStore(home)
     ingest_docs(store, corpus, hash_config)
     ingest_records(store, write_jsonl(tmp_path / "qa.jsonl", qa_rows()))
     import_tiny(home, tiny_chat_model(tmp_path / "tiny"))
-    ds = store.training_datasets.create(name="qa-train", source="qa", contexts="docs", top_k=1, model="tiny")
+    ds = create_dataset(store, name="qa-train", source="qa", contexts="docs", top_k=1, model="tiny")
     cfg = FinetuneConfig(name="tiny-qa", base_model="tiny", dataset=ds.ref, device="cpu", lora={"r": 4, "alpha": 8}, guards={"eos": "off"},
                          train=dict(max_seq_len=512, batch_tokens=1024, lr=3e-2, max_steps=3, schedule="constant"))
     res = finetune(cfg, home=home, progress=False)
@@ -87,7 +88,7 @@ def test_registered_adapter_loads_through_the_registry(tmp_path, home, corpus, h
 def test_resume_continues_from_the_latest_checkpoint(tmp_path, home, tiny_base, monkeypatch):
     from safetensors.torch import load_file
 
-    from llmfti.training import finetune
+    from llmfti.pipelines.training import finetune
     from llmfti.training.trainer import Trainer
 
     full = finetune(_cfg(tmp_path / "a", tiny_base, max_steps=5, checkpoint_every=2, output_dir=str(tmp_path / "full")),
@@ -140,7 +141,7 @@ def test_guard_fires_on_a_noop_adapter(tiny_base):
 def test_eos_guards(tiny_base, tmp_path, home):
     from transformers import AutoModelForCausalLM
 
-    from llmfti.training import finetune
+    from llmfti.pipelines.training import finetune
     from llmfti.training.guards import NoEosError, check_emits_eos, check_labels_end_with_eos, prompt_of
 
     with pytest.raises(NoEosError, match="no training answer ends with EOS"):
@@ -160,7 +161,7 @@ def test_eos_guards(tiny_base, tmp_path, home):
 
 
 def test_trained_model_emits_eos_and_passes_all_guards(tmp_path, home, tiny_base):
-    from llmfti.training import finetune
+    from llmfti.pipelines.training import finetune
 
     cfg = _cfg(tmp_path, tiny_base, max_steps=40, lr=2e-2).model_copy(
         update={"guards": _cfg(tmp_path, tiny_base).guards.model_copy(update={"eos": "error", "eos_max_new_tokens": 24})}
@@ -171,7 +172,7 @@ def test_trained_model_emits_eos_and_passes_all_guards(tmp_path, home, tiny_base
 
 def test_variants_agree_checkpointing_and_unfused_loss_and_padded_batches_train(tmp_path, home, tiny_base):
     """Activation checkpointing and the unfused loss change memory, not results; padded batches also learn."""
-    from llmfti.training import finetune
+    from llmfti.pipelines.training import finetune
 
     def run(sub, **upd):
         cfg = _cfg(tmp_path / sub, tiny_base, max_steps=3).model_copy(update=upd)

@@ -7,11 +7,12 @@ import pytest
 from conftest import write
 from llmfti.config import FeatureConfig
 from llmfti.errors import IncompatibleError
+from llmfti.pipelines.feature import ingest as run_ingest
 
 
 def ingest(store, corpus, cfg=None, **kw):
     fg = store.feature_group("docs", must_exist=False)
-    return fg, fg.ingest([str(corpus)], config=cfg, **kw)
+    return fg, run_ingest(fg, [str(corpus)], config=cfg, **kw)
 
 
 def chunk_ids(fg, as_of=None):
@@ -44,7 +45,7 @@ def test_unchanged_run_makes_no_commit_and_embeds_nothing(store, corpus, hash_co
             CountingEmbedder.calls += len(texts)
             return super()._encode(texts)
 
-    again = fg.ingest([str(corpus)], embedder=CountingEmbedder(64))
+    again = run_ingest(fg, [str(corpus)], embedder=CountingEmbedder(64))
     assert not again.committed and again.documents["unchanged"] == 3
     assert CountingEmbedder.calls == 0
     assert len(fg.versions_log()) == versions and again.commit == first.commit
@@ -53,7 +54,7 @@ def test_unchanged_run_makes_no_commit_and_embeds_nothing(store, corpus, hash_co
 def test_touching_a_file_does_not_reingest(store, corpus, hash_config):
     fg, _ = ingest(store, corpus, hash_config)
     (corpus / "with.md").touch()
-    assert not fg.ingest([str(corpus)]).committed
+    assert not run_ingest(fg, [str(corpus)]).committed
 
 
 def test_changed_document_replaces_its_chunks_in_one_commit(store, corpus, hash_config):
@@ -61,7 +62,7 @@ def test_changed_document_replaces_its_chunks_in_one_commit(store, corpus, hash_
     before = {r["chunk_id"]: r["doc_id"] for r in fg.read().to_pylist()}
     write(corpus / "sub" / "gen.txt", "Generators now say something entirely different about coroutines.\n")
     data_versions = len(fg.versions_log())
-    s = fg.ingest([str(corpus)])
+    s = run_ingest(fg, [str(corpus)])
     assert s.committed and s.documents["updated"] == 1 and s.documents["unchanged"] == 2
     assert s.data_commit == data_versions + 1  # the data change is exactly one new version
     after = fg.read().to_pylist()
@@ -76,9 +77,9 @@ def test_changed_document_replaces_its_chunks_in_one_commit(store, corpus, hash_
 def test_missing_documents_are_deleted_only_with_sync(store, corpus, hash_config):
     fg, _ = ingest(store, corpus, hash_config)
     (corpus / "loops.md").unlink()
-    s = fg.ingest([str(corpus)])
+    s = run_ingest(fg, [str(corpus)])
     assert not s.committed and "loops.md" in {r["doc_id"] for r in fg.read().to_pylist()}
-    s = fg.ingest([str(corpus)], sync=True)
+    s = run_ingest(fg, [str(corpus)], sync=True)
     assert s.committed and s.documents["deleted"] == 1
     assert "loops.md" not in {r["doc_id"] for r in fg.read().to_pylist()}
 
@@ -86,7 +87,7 @@ def test_missing_documents_are_deleted_only_with_sync(store, corpus, hash_config
 def test_sync_keeps_a_document_whose_new_version_is_quarantined(store, corpus, hash_config):
     fg, _ = ingest(store, corpus, hash_config)
     write(corpus / "with.md", b"\x00\x01 now binary")
-    s = fg.ingest([str(corpus)], sync=True)
+    s = run_ingest(fg, [str(corpus)], sync=True)
     assert s.documents["quarantined"] == 1 and s.documents["deleted"] == 0
     assert "with.md" in {r["doc_id"] for r in fg.read().to_pylist()}
     q = fg.store.quarantine(fg.key, s.run_id)
@@ -105,12 +106,12 @@ def test_other_embedder_or_chunker_is_refused_and_nothing_changes(store, corpus,
     fg, s = ingest(store, corpus, hash_config)
     rows = fg.read().num_rows
     with pytest.raises(IncompatibleError, match="--version 2"):
-        fg.ingest([str(corpus)], config=FeatureConfig(embedder={"model": "hash-32"}, chunker=hash_config.chunker))
+        run_ingest(fg, [str(corpus)], config=FeatureConfig(embedder={"model": "hash-32"}, chunker=hash_config.chunker))
     with pytest.raises(IncompatibleError, match="chunk"):
-        fg.ingest([str(corpus)], config=FeatureConfig(embedder=hash_config.embedder, chunker={"chunk_tokens": 50, "overlap": 8}))
+        run_ingest(fg, [str(corpus)], config=FeatureConfig(embedder=hash_config.embedder, chunker={"chunk_tokens": 50, "overlap": 8}))
     assert fg.read().num_rows == rows and fg.table().version == s.commit
     v2 = store.feature_group("docs", version=2, must_exist=False)
-    assert v2.ingest([str(corpus)], config=FeatureConfig(embedder={"model": "hash-32"})).committed
+    assert run_ingest(v2, [str(corpus)], config=FeatureConfig(embedder={"model": "hash-32"})).committed
     assert store.versions("docs") == [1, 2]
 
 
@@ -120,7 +121,7 @@ def test_time_travel_by_commit_tag_and_time(store, corpus, hash_config):
     t_between = fg.versions_log()[-1]["timestamp"].isoformat()
     time.sleep(0.05)
     write(corpus / "new.md", "# New\n\nA late arriving document about decorators.\n")
-    second = fg.ingest([str(corpus)])
+    second = run_ingest(fg, [str(corpus)])
     assert second.commit > first.commit
     now_ids, old_ids = chunk_ids(fg), chunk_ids(fg, first.commit)
     assert len(now_ids) == len(old_ids) + 1
@@ -146,7 +147,7 @@ def test_records_kind_keeps_typed_fields(store, tmp_path):
     write(tmp_path / "qa.jsonl", '{"id": "q1", "question": "What is 2+2?", "answer": "4", "event_time": "2024-01-01"}\n'
           '{"instruction": "Say hi", "answer": "hi", "context_ids": ["c1"]}\n{"question": "no answer"}\n')
     fg = store.feature_group("qa", must_exist=False)
-    s = fg.ingest([str(tmp_path / "qa.jsonl")], config=FeatureConfig(kind="records", embedder={"model": "hash-32"}))
+    s = run_ingest(fg, [str(tmp_path / "qa.jsonl")], config=FeatureConfig(kind="records", embedder={"model": "hash-32"}))
     assert s.documents["added"] == 2 and s.documents["quarantined"] == 1
     rows = {r["doc_id"]: r for r in fg.read().to_pylist()}
     assert rows["q1"]["question"] == "What is 2+2?" and rows["q1"]["answer"] == "4"
@@ -161,14 +162,14 @@ def test_vector_index_is_built_past_the_threshold_and_search_uses_it(store, tmp_
         write(tmp_path / "many" / f"d{i:02d}.md", f"# Doc {i}\n\nTopic number {i} talks about item{i} and shared words.\n")
     cfg = FeatureConfig(embedder={"model": "hash-512"}, index_threshold=50)
     fg = store.feature_group("big", must_exist=False)
-    s = fg.ingest([str(tmp_path / "many")], config=cfg)
+    s = run_ingest(fg, [str(tmp_path / "many")], config=cfg)
     assert s.committed and has_vector_index(fg.table())
     top = fg.search("item42", k=3)["results"]
     assert top[0]["doc_id"] == "d42.md"
     # more rows than the stale fraction: the index is rebuilt and still finds the new rows
     for i in range(60, 80):
         write(tmp_path / "many" / f"d{i:02d}.md", f"# Doc {i}\n\nTopic number {i} talks about item{i}.\n")
-    fg.ingest([str(tmp_path / "many")])
+    run_ingest(fg, [str(tmp_path / "many")])
     assert fg.search("item77", k=1)["results"][0]["doc_id"] == "d77.md"
     assert fg.search("item42", k=1, hybrid=True)["results"][0]["doc_id"] == "d42.md"
 
@@ -176,9 +177,9 @@ def test_vector_index_is_built_past_the_threshold_and_search_uses_it(store, tmp_
 def test_sync_keeps_records_of_a_jsonl_file_quarantined_as_a_whole(store, tmp_path):
     write(tmp_path / "src" / "recs.jsonl", '{"id": "a", "text": "alpha"}\n{"id": "b", "text": "beta"}\n')
     fg = store.feature_group("recs", must_exist=False)
-    fg.ingest([str(tmp_path / "src")], config=FeatureConfig(embedder={"model": "hash-16"}))
+    run_ingest(fg, [str(tmp_path / "src")], config=FeatureConfig(embedder={"model": "hash-16"}))
     write(tmp_path / "src" / "recs.jsonl", b"\x00binary now")
-    s = fg.ingest([str(tmp_path / "src")], sync=True)
+    s = run_ingest(fg, [str(tmp_path / "src")], sync=True)
     assert s.documents["deleted"] == 0 and {r["doc_id"] for r in fg.read().to_pylist()} == {"a", "b"}
 
 
@@ -188,7 +189,7 @@ def test_bad_values_are_usage_errors_not_tracebacks(store, tmp_path):
 
     write(tmp_path / "d" / "huge-date.md", "---\ndate: 100000000000000000000\n---\nbody")
     write(tmp_path / "d" / "ok.md", "fine")
-    s = store.feature_group("dates", must_exist=False).ingest([str(tmp_path / "d")], config=FeatureConfig(embedder={"model": "hash-16"}))
+    s = run_ingest(store.feature_group("dates", must_exist=False), [str(tmp_path / "d")], config=FeatureConfig(embedder={"model": "hash-16"}))
     assert s.documents["added"] == 1 and s.quarantine[0]["reason"] == "unparseable"
     cmd = [sys.executable, "-m", "llmfti", "--home", str(store.home.root), "ingest", str(tmp_path / "d"), "-f", "dates"]
     for extra in (["--kind", "bogus"], ["--set", "chunker.chunk_tokens=abc"]):

@@ -172,15 +172,19 @@ def test_status_evals_and_status_refs(reg):
     assert reg.get("st:production").ref == mv.ref and reg.get("st").version == 2
     with pytest.raises(ConfigError, match="invalid status"):
         reg.set_status(mv.ref, "live")
-    reg.record_eval(mv.ref, {"suite": "python-qa:1", "feature_group": "docs:1", "faithfulness": 0.81, "passed": True})
+    reg.record_eval(mv.ref, {"suite": "python-qa", "feature_group": "docs:1", "metrics": {"faithfulness": 0.81}, "passed": True})
     evals = reg.get(mv.ref).evals
-    assert len(evals) == 1 and evals[0]["faithfulness"] == 0.81 and evals[0]["recorded_at"]
+    assert len(evals) == 1 and evals[0]["metrics"]["faithfulness"] == 0.81 and evals[0]["recorded_at"]
+    typed = reg.evals(mv.ref)
+    assert typed[0].passed and typed[0].model == mv.ref and typed[0].feature_group == "docs:1"
+    with pytest.raises(ValueError):  # typed: a free-form key is refused, not stored as an unwritten contract
+        reg.record_eval(mv.ref, {"suite": "python-qa", "passed": True, "faithfulness": 0.81})
 
 
 def test_model_card_contains_lineage_metrics_and_evals(reg, tiny):
     mv = reg.register_version("card", base_model="tiny", adapter_dir=str(tiny["adapter"]), encoder=_encoder(), training_dataset="qa:3",
                               metrics={"eval_loss": 0.9}, config={"intended_use": "Answering Python questions.", "lora_r": 4})
-    reg.record_eval(mv.ref, {"suite": "python-qa:1", "answer_relevancy": 0.7})
+    reg.record_eval(mv.ref, {"suite": "python-qa", "passed": False, "metrics": {"answer_relevancy": 0.7}})
     md = reg.model_card(mv.ref)
     for needle in ("# Model card: card:1", "## Intended use", "Answering Python questions.", "## Data lineage", "`qa:3`", "`tiny`",
                    reg.get_base("tiny")["weights_sha256"], "eval_loss", "answer_relevancy", "## Limitations", mv.encoder_fingerprint, "lora_r"):

@@ -14,7 +14,7 @@ def test_pull_defaults_registers_smollm_and_serves_it_verified(tmp_path):
 
     from llmfti.home import ProjectHome
     from llmfti.models.defaults import DEFAULT_GENERATOR
-    from llmfti.models.pull import pull_generator
+    from llmfti.registry.defaults import pull_generator
     from llmfti.registry import ModelRegistry
 
     home = ProjectHome.at(tmp_path / "home")

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from td_fixtures import QA, import_tiny, ingest_docs, ingest_records, qa_rows, tiny_chat_model, write_jsonl
+from llmfti.pipelines.training_dataset import create as create_dataset, recreate as recreate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -105,9 +106,9 @@ def test_late_arriving_records_do_not_change_a_recreated_dataset(project, home, 
     assert rep["identical"] and rep["recreated_content_hash"] == d["content_hash"] and rep["first_difference"] is None
 
     # The same request made now sees the late record; pinned to the old commit it is identical again.
-    now = store.training_datasets.create(name="qa-train", source="qa:1", event_time_until="2024-02-15", contexts="docs:1", top_k=2, model="tiny")
+    now = create_dataset(store, name="qa-train", source="qa:1", event_time_until="2024-02-15", contexts="docs:1", top_k=2, model="tiny")
     assert now.ref == "qa-train:2" and "q-late" in [r["doc_id"] for r in now.examples()] and now.content_hash != d["content_hash"]
-    pinned = store.training_datasets.create(name="qa-train", source="qa:1", as_of=str(d["records"]["commit"]), event_time_until="2024-02-15",
+    pinned = create_dataset(store, name="qa-train", source="qa:1", as_of=str(d["records"]["commit"]), event_time_until="2024-02-15",
                                             contexts=f"docs:1@{d['contexts']['commit']}", top_k=2, model="tiny")
     assert pinned.content_hash == d["content_hash"] and pinned.describe()["records"]["as_of"] == str(d["records"]["commit"])
 
@@ -120,21 +121,20 @@ def test_late_arriving_records_do_not_change_a_recreated_dataset(project, home, 
 
 
 def test_split_is_seeded_and_stable_under_added_records(home, store, tiny_folder, tmp_path):
-    from llmfti.store.training_datasets.build import split_of
+    from llmfti.pipelines.training_dataset.build import split_of
 
     items = [(f"q{i:02d}", f"Question number {i}?", f"Answer {i}.", "2024-01-01") for i in range(30)]
     ingest_records(store, write_jsonl(tmp_path / "a.jsonl", qa_rows(items[:20])))
     import_tiny(home, tiny_folder)
-    tds = store.training_datasets
-    a = {r["doc_id"]: r["split"] for r in tds.create(name="s", source="qa", model="tiny", split=0.7, seed=0).examples()}
-    again = {r["doc_id"]: r["split"] for r in tds.create(name="s", source="qa", model="tiny", split=0.7, seed=0).examples()}
-    other = {r["doc_id"]: r["split"] for r in tds.create(name="s", source="qa", model="tiny", split=0.7, seed=1).examples()}
+    a = {r["doc_id"]: r["split"] for r in create_dataset(store, name="s", source="qa", model="tiny", split=0.7, seed=0).examples()}
+    again = {r["doc_id"]: r["split"] for r in create_dataset(store, name="s", source="qa", model="tiny", split=0.7, seed=0).examples()}
+    other = {r["doc_id"]: r["split"] for r in create_dataset(store, name="s", source="qa", model="tiny", split=0.7, seed=1).examples()}
     assert a == again and a != other and {"train", "eval"} == set(a.values())
     assert a == {k: split_of(k, 0, 0.7) for k in a}
     ingest_records(store, write_jsonl(tmp_path / "b.jsonl", qa_rows(items[20:])))
-    grown = {r["doc_id"]: r["split"] for r in tds.create(name="s", source="qa", model="tiny", split=0.7, seed=0).examples()}
+    grown = {r["doc_id"]: r["split"] for r in create_dataset(store, name="s", source="qa", model="tiny", split=0.7, seed=0).examples()}
     assert len(grown) == 30 and {k: grown[k] for k in a} == a  # nobody moved
-    assert [v.ref for v in tds.list()] == ["s:1", "s:2", "s:3", "s:4"]
+    assert [v.ref for v in store.training_datasets.list()] == ["s:1", "s:2", "s:3", "s:4"]
 
 
 def test_refusals(project, home):
@@ -142,11 +142,11 @@ def test_refusals(project, home):
 
     store, *_ = project
     with pytest.raises(IncompatibleError, match="not records"):
-        store.training_datasets.create(name="x", source="docs", model="tiny")
+        create_dataset(store, name="x", source="docs", model="tiny")
     with pytest.raises(ConfigError, match="no records"):
-        store.training_datasets.create(name="x", source="qa", model="tiny", event_time_until="2000-01-01")
+        create_dataset(store, name="x", source="qa", model="tiny", event_time_until="2000-01-01")
     with pytest.raises(NotFoundError):
-        store.training_datasets.create(name="x", source="qa", model="nope")
+        create_dataset(store, name="x", source="qa", model="nope")
     for args, code in [(["td", "show", "x:1"], 3), (["td", "create", "bad__name", "--from", "qa", "--model", "tiny"], 2)]:
         # A real process: main() turns errors into exit codes and prints exactly one JSON document.
         proc = subprocess.run([sys.executable, "-m", "llmfti", "--home", str(home), *args, "--json"], capture_output=True, text=True,
@@ -202,9 +202,9 @@ def test_encoding_with_a_model_version_pins_its_encoder(project, home):
 
     store, *_ = project
     mv = ModelRegistry(home).ensure_base_version("tiny")
-    ds = store.training_datasets.create(name="mv", source="qa", model=mv.ref)
+    ds = create_dataset(store, name="mv", source="qa", model=mv.ref)
     e = ds.describe()["encoder"]
     assert e["model"] == {"kind": "model_version", "ref": mv.ref} and e["fingerprint"] == mv.encoder_fingerprint
-    assert ds.recreate()["identical"]
+    assert recreate_dataset(ds)["identical"]
     with pytest.raises(FingerprintMismatch, match="prompt template"):  # a version's encoder is not overridable
-        store.training_datasets.create(name="mv", source="qa", model=mv.ref, prompt_template="plain")
+        create_dataset(store, name="mv", source="qa", model=mv.ref, prompt_template="plain")

@@ -33,7 +33,7 @@ def deploy(
     or --force --reason. A running server picks it up without restart."""
     from llmfti.config import load_config
     from llmfti.config.deployments import DeploymentConfig
-    from llmfti.registry.deployments import promote
+    from llmfti.pipelines.deployment import promote
 
     cfg = load_config(DeploymentConfig, config)
     suite_name = suite_version = None
@@ -86,7 +86,7 @@ def show(ctx: typer.Context, name: str = typer.Argument(...), version: Optional[
     """One deployment version's full config and checks (the active one by default)."""
     store = _store(ctx)
     record = store.get(name, version) if version else store.active(name)
-    emit(record, json_out, None)
+    emit(record.model_dump(mode="json"), json_out, None)
 
 
 @deployments_app.command()

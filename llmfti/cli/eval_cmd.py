@@ -28,7 +28,7 @@ def eval_(
 ):
     """Run an eval suite on a deployment and gate it (exit 1 below the thresholds)."""
     from llmfti.evaluation.report import write_report
-    from llmfti.evaluation.runner import run_eval
+    from llmfti.pipelines.evaluation import run_eval
     from llmfti.evaluation.suites import load_suite
     from llmfti.registry.deployments import DeploymentStore
 

@@ -28,7 +28,7 @@ def finetune(
     import os
 
     from llmfti.config import FinetuneConfig, load_config
-    from llmfti.training import finetune as run
+    from llmfti.pipelines.training import finetune as run
 
     cfg = load_config(FinetuneConfig, config, set_)
     result = run(cfg, home=home_of(ctx), resume=resume, merge=merge or None, progress=True)

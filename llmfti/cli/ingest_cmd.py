@@ -42,7 +42,9 @@ def ingest(
         # An existing version's stored config is the base for overrides; every path is validated.
         base = fg.config.model_dump() if fg.info and not config else None
         cfg = load_config(FeatureConfig, config, overrides) if base is None else validate_config(FeatureConfig, apply_overrides(base, overrides))
-    summary = fg.ingest(paths, config=cfg, sync=sync, progress=True)
+    from llmfti.pipelines.feature import ingest as run_feature_pipeline
+
+    summary = run_feature_pipeline(fg, paths, config=cfg, sync=sync, progress=True)
     data = summary.to_dict()
     emit(data, json_out, _render)
     if fail_on_quarantine and summary.documents["quarantined"]:

@@ -46,7 +46,7 @@ def pull_defaults(ctx: typer.Context, json_out: bool = JSON):
     imported once from GGUF into safetensors and registered as base model and version 1) available
     in the project home. Idempotent, offline."""
     from llmfti.home import ProjectHome
-    from llmfti.models.pull import pull_defaults as pull
+    from llmfti.registry.defaults import pull_defaults as pull
 
     err = console(stderr=True)
     with err.status("preparing embedded default models (the first GGUF import takes ~30 s)..."):

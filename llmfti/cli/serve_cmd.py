@@ -19,7 +19,7 @@ def serve(
     """Serve every active deployment over HTTP (OpenAPI at /docs). Picks up deploys and rollbacks live."""
     import uvicorn
 
-    from agents.app import create_app
+    from llmfti.agents.app import create_app
 
     uvicorn.run(create_app(home_of(ctx)), host=host, port=port, log_level="info")
 
@@ -52,8 +52,8 @@ def ask(
         if resp.status_code != 200:
             raise LlmftiError(f"HTTP {resp.status_code}: {result.get('error', result) if isinstance(result, dict) else result}")
     else:
-        from agents.pipeline import invoke
-        from agents.runtime import RuntimeCache, build_runtime
+        from llmfti.pipelines.inference.online import invoke
+        from llmfti.pipelines.inference.runtime import RuntimeCache, build_runtime
         from llmfti.home import ProjectHome
         from llmfti.registry.deployments import DeploymentStore
         from llmfti.store import FeatureStore
@@ -119,7 +119,7 @@ def logs(
 
 def replay(ctx: typer.Context, request_id: str = typer.Argument(..., help="A logged request id."), json_out: bool = JSON):
     """Re-run a logged request against exactly the versions it used; exit 1 unless identical."""
-    from agents.replay import replay as run_replay
+    from llmfti.pipelines.inference.replay import replay as run_replay
     from llmfti.home import ProjectHome
 
     result = run_replay(ProjectHome.at(home_of(ctx)), request_id)

@@ -57,7 +57,10 @@ def create(
         )
     except ValidationError as exc:
         raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
-    ds = _datasets(ctx).create(spec)
+    from llmfti.pipelines.training_dataset import create as create_dataset
+    from llmfti.store import FeatureStore
+
+    ds = create_dataset(FeatureStore(home_of(ctx)), spec)
     emit(ds.describe(), json_out, _render)
 
 
@@ -95,7 +98,9 @@ def recreate(ctx: typer.Context, ref: str = REF, json_out: bool = JSON):
     differing example) when it differs."""
     from llmfti.errors import IncompatibleError
 
-    report = _datasets(ctx).get(ref).recreate()
+    from llmfti.pipelines.training_dataset import recreate as recreate_dataset
+
+    report = recreate_dataset(_datasets(ctx).get(ref))
 
     def render(r):
         out = console()

@@ -12,7 +12,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from llmfti.config.base import StrictModel
-from llmfti.models.generation import GenerationSettings
+from llmfti.config.generation import GenerationSettings
 
 RESERVED_FIELDS = {"k", "filters", "stream"}
 

@@ -1,12 +1,12 @@
 """Eval suites and the gate that promotion and CI depend on (DESIGN point 9).
 
-    from llmfti.evaluation import load_suite, run_eval, write_report
+    from llmfti.evaluation import load_suite, write_report
     suite = load_suite("python-reference")                  # evals/python-reference/
-    result = run_eval(home, suite, DeploymentStore(home).staged("python-docs"))
-    write_report(result, "report.html")
+    write_report(result, "report.html")                     # result: llmfti.pipelines.evaluation.run_eval
 
 Modules: suites (cases + gate, content-hashed version), metrics (hit@k, MRR, offline Ragas metrics),
-judge (optional LLM judge, N runs, t-interval), gate (pass/fail per metric), runner, report (HTML).
+judge (optional LLM judge, N runs, t-interval), gate (pass/fail per metric), report (HTML). The
+pipeline that runs a suite on a deployment is `llmfti.pipelines.evaluation`.
 Ragas and torch are imported only when an eval runs.
 """
 
@@ -19,10 +19,6 @@ def __getattr__(name: str):
         from llmfti.evaluation import suites
 
         return getattr(suites, name)
-    if name == "run_eval":
-        from llmfti.evaluation.runner import run_eval
-
-        return run_eval
     if name in ("write_report", "render_report"):
         from llmfti.evaluation import report
 

@@ -1,7 +1,7 @@
 """Embedders: text -> normalised float32 vectors, plus the tokenizer that chunking counts with.
 
 `load_embedder(config, home)` resolves a model reference:
-- `hash-<dim>`: the deterministic test embedder (llmfti.testing), no model files;
+- `hash-<dim>`: the deterministic hashing embedder (`llmfti.models.hash_embedder`), no model files;
 - `all-MiniLM-L6-v2` (or `default`): the embedded default (from the project home once
   `llmfti models pull-defaults` copied it there, else from its PyPI package);
 - a local folder with a sentence-transformers model;
@@ -14,70 +14,16 @@ compute dtype (bf16 and fp32 vectors differ), so a feature group is never writte
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from llmfti.config.features import EmbedderConfig
 from llmfti.errors import ConfigError
 from llmfti.hashing import sha256_file, sha256_json
+from llmfti.models.embedder import Embedder, ProgressFn
 
-ProgressFn = Callable[[int], None]
-
-
-class Embedder(ABC):
-    """Model-independent transformation: chunk text -> vector. Subclasses load lazily in warm_up()."""
-
-    id: str
-    dtype: str = "float32"
-
-    @property
-    @abstractmethod
-    def dimension(self) -> int: ...
-
-    @property
-    @abstractmethod
-    def fingerprint(self) -> str: ...
-
-    @property
-    @abstractmethod
-    def tokenizer_fingerprint(self) -> str: ...
-
-    @abstractmethod
-    def token_offsets(self, text: str) -> list[tuple[int, int]]: ...
-
-    def warm_up(self) -> None:
-        """Load weights; called once before the first embed()."""
-
-    @abstractmethod
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        """Encode one batch (embed() slices and orders the input)."""
-
-    def embed(self, texts: list[str], batch_size: int = 64, progress: ProgressFn | None = None) -> np.ndarray:
-        """Normalised float32 vectors in input order. Texts are sorted longest-first and encoded one
-        batch of `batch_size` per `_encode` call, so each batch pads only to its own longest text and
-        progress is reported per batch. (A forward pass over a larger slice padded everything to the
-        slice's longest text and ran attention over it: 1.8x slower on CPU in bf16.)"""
-        self.warm_up()
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.empty((len(texts), self.dimension), dtype=np.float32)
-        step = max(1, batch_size)
-        for start in range(0, len(order), step):
-            idx = order[start : start + step]
-            out[idx] = self._encode([texts[i] for i in idx])
-            if progress:
-                progress(len(idx))
-        return out
-
-    def embed_query(self, text: str) -> np.ndarray:
-        return self.embed([text])[0]
-
-    def describe(self) -> dict:
-        return {"id": self.id, "dimension": self.dimension, "dtype": self.dtype, "fingerprint": self.fingerprint}
+__all__ = ["Embedder", "ProgressFn", "SentenceTransformerEmbedder", "load_embedder", "resolve_device", "resolve_dtype"]
 
 
 def cpu_has_native_bf16() -> bool:
@@ -233,7 +179,7 @@ class SentenceTransformerEmbedder(Embedder):
 def load_embedder(config: EmbedderConfig, home=None) -> Embedder:
     """Build (not load) the embedder a config names; weights load on first use."""
     if config.model.startswith("hash-"):
-        from llmfti.testing.hash_embedder import HashEmbedder
+        from llmfti.models.hash_embedder import HashEmbedder
 
         try:
             dim = int(config.model.split("-", 1)[1])

@@ -1,4 +1,5 @@
-"""Generation backends' shared types: settings, results, errors, and the backend interface."""
+"""Generation backends' shared types: requests, results, errors, and the backend interface
+(`GenerationSettings` lives with the configs: a deployment's tuple includes it)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from pydantic import Field
-
-from llmfti.config.base import StrictModel
+from llmfti.config.generation import GenerationSettings
 from llmfti.errors import LlmftiError
 
 
@@ -22,13 +21,6 @@ class BackendUnavailable(LlmftiError):
     """The generation backend (e.g. an OpenAI-compatible server) failed or is unreachable (HTTP 502)."""
 
     exit_code = 7
-
-
-class GenerationSettings(StrictModel):
-    max_new_tokens: int = Field(128, ge=1, le=8192, description="Upper bound on generated tokens.")
-    temperature: float = Field(0.0, ge=0.0, le=2.0, description="0 = greedy (reproducible, replayable).")
-    top_p: float = Field(1.0, gt=0.0, le=1.0, description="Nucleus sampling mass when temperature > 0.")
-    timeout_s: float = Field(60.0, gt=0, le=3600, description="A request whose generation takes longer gets 504.")
 
 
 @dataclass

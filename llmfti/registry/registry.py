@@ -25,7 +25,9 @@ from llmfti.hashing import sha256_files
 from llmfti.home import ProjectHome, claim_version_dir
 from llmfti.registry import base_models as bm
 from llmfti.registry.model_version import STATUSES, ModelVersion, check_name, parse_model_ref
-from llmfti.registry.tables import BASE_MODELS, MODEL_EVALS, MODEL_VERSIONS, RegistryTables, sql_quote
+from llmfti.registry.evals import EvalRecord, EvalStore
+from llmfti.registry.tables import BASE_MODELS, MODEL_VERSIONS, RegistryTables
+from llmfti.tables import sql_quote
 from llmfti.registry.verify import CheckFailed, CheckReport, check_version, verify_encoder
 
 DEFAULT_PROMPT_TEMPLATE = "rag-default"
@@ -35,6 +37,13 @@ class ModelRegistry:
     def __init__(self, home: str | ProjectHome | None = None):
         self.home = home if isinstance(home, ProjectHome) else ProjectHome.at(home)
         self.tables = RegistryTables(self.home)
+        self._evals: EvalStore | None = None
+
+    @property
+    def eval_store(self) -> EvalStore:
+        if self._evals is None:
+            self._evals = EvalStore(self.home, db=self.tables.db)
+        return self._evals
 
     # -- base models ------------------------------------------------------------------------------
 
@@ -82,10 +91,13 @@ class ModelRegistry:
 
     def register_version(
         self, name: str, *, base_model: str, adapter_dir: str | None = None, encoder=None, prompt_template: str | None = None,
-        training_dataset: str | None = None, metrics: dict | None = None, config: dict | None = None,
+        training_dataset: str | None = None, dataset_lineage: dict | None = None, metrics: dict | None = None,
+        config: dict | None = None,
     ) -> ModelVersion:
         """Register NAME:<next version>. Without `encoder`, one is built from the base model's tokenizer
-        and `prompt_template` (default rag-default) with the default budget."""
+        and `prompt_template` (default rag-default) with the default budget. `dataset_lineage` is what
+        the training dataset records about its sources (the training pipeline reads it from the store;
+        the registry never does), frozen here with the version."""
         from llmfti.transforms.model_dependent import PromptEncoder, load_prompt_template
 
         check_name(name)
@@ -98,7 +110,10 @@ class ModelRegistry:
             raise ConfigError(f"{adapter_dir}: not a peft adapter folder (no adapter_config.json)")
         lineage = {"base_model": {k: base[k] for k in ("name", "source", "weights_sha256")}}
         if training_dataset:
-            lineage["training_dataset"] = resolve_dataset_lineage(self.home, training_dataset)
+            lineage["training_dataset"] = (
+                {"ref": training_dataset, "resolved": True, "dataset": dataset_lineage} if dataset_lineage is not None
+                else {"ref": training_dataset, "resolved": False, "note": "no lineage was supplied with the dataset reference"}
+            )
         version, vdir = self._claim_version(name)
         try:
             return self._write_version(name, version, vdir, base_model, adapter_dir, encoder, training_dataset, lineage, metrics, config)
@@ -164,7 +179,7 @@ class ModelRegistry:
             known = [mv.version for mv in self.versions(name)]
             raise NotFoundError(f"model {ref!r} not found (versions of {name!r}: {known or 'none'})")
         key = f"{rows[0]['name']}:{rows[0]['version']}"
-        evals = [{**e["result"], "recorded_at": e["recorded_at"]} for e in sorted(self.tables.rows(MODEL_EVALS, f"key = {sql_quote(key)}"), key=lambda e: e["recorded_at"])]
+        evals = [e.model_dump(mode="python", exclude_none=True) for e in self.eval_store.for_model(key)]
         return self._to_version(rows[0], evals)
 
     def list(self) -> list[ModelVersion]:
@@ -178,11 +193,16 @@ class ModelRegistry:
         self.tables.update(MODEL_VERSIONS, f"key = {sql_quote(mv.ref)}", {"status": status, "status_changed_at": datetime.now(timezone.utc)})
         return self.get(mv.ref)
 
-    def record_eval(self, ref: str, result: dict) -> ModelVersion:
-        """Append an eval result (suite, metrics, pass/fail, feature-group version...); append-only."""
+    def record_eval(self, ref: str, result: EvalRecord | dict) -> ModelVersion:
+        """Append an eval result (suite, metrics, pass/fail, the tuple it judged...); append-only."""
         mv = self.get(ref)
-        self.tables.insert(MODEL_EVALS, {"key": mv.ref, "result": dict(result), "recorded_at": datetime.now(timezone.utc)})
+        record = result if isinstance(result, EvalRecord) else EvalRecord.model_validate(result)
+        self.eval_store.record(mv.ref, record)
         return self.get(mv.ref)
+
+    def evals(self, ref: str, *, tuple_key: str | None = None) -> list[EvalRecord]:
+        """Typed eval records of a version (of one tuple when given), oldest first."""
+        return self.eval_store.for_model(self.get(ref).ref, tuple_key=tuple_key)
 
     # -- verification and loading -------------------------------------------------------------------
 
@@ -238,20 +258,3 @@ class ModelRegistry:
         out["base"] = {k: v for k, v in (base or {}).items() if k != "files"}
         return out
 
-
-def resolve_dataset_lineage(home: ProjectHome, ref: str) -> dict:
-    """What the training dataset records about its sources (feature-group commits), frozen at registration.
-    Uses the store's training-dataset API when the store has one; otherwise records the reference."""
-    out: dict = {"ref": ref}
-    try:
-        from llmfti.store import FeatureStore
-
-        store = FeatureStore(home)
-        getter = getattr(store, "training_dataset", None)
-        if getter is None:
-            return {**out, "resolved": False, "note": "this store has no training-dataset API"}
-        ds = getter(ref)
-        info = ds.describe() if hasattr(ds, "describe") else getattr(ds, "lineage", None)
-        return {**out, "resolved": True, "dataset": info}
-    except Exception as exc:  # lineage is best effort at registration; the reference is always kept
-        return {**out, "resolved": False, "note": f"{type(exc).__name__}: {exc}"}

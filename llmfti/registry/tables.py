@@ -2,7 +2,7 @@
 
 - `_base_models`: one row per imported base model (key: name).
 - `_model_versions`: one row per model version (key: NAME:VERSION); status is the only mutable field.
-- `_model_evals`: append-only eval results per version (filled by the eval gate).
+Eval results live in `_eval_results` (`llmfti.registry.evals`).
 
 JSON columns hold free-form dicts (metrics, lineage, config, artifact hashes).
 """
@@ -15,10 +15,9 @@ from typing import Any
 import pyarrow as pa
 
 from llmfti.home import ProjectHome
-from llmfti.store.feature_store import sql_quote  # noqa: F401  (registry modules import it from here)
-from llmfti.store.schema import TS
+from llmfti.tables import TS, SystemTable
 
-BASE_MODELS, MODEL_VERSIONS, MODEL_EVALS = "_base_models", "_model_versions", "_model_evals"
+BASE_MODELS, MODEL_VERSIONS = "_base_models", "_model_versions"
 
 BASE_MODELS_SCHEMA = pa.schema(
     [
@@ -64,35 +63,31 @@ MODEL_VERSIONS_SCHEMA = pa.schema(
     ]
 )
 
-MODEL_EVALS_SCHEMA = pa.schema(
-    [
-        pa.field("key", pa.string(), nullable=False),
-        pa.field("result", pa.string()),  # JSON
-        pa.field("recorded_at", TS),
-    ]
-)
-
-_SCHEMAS = {BASE_MODELS: BASE_MODELS_SCHEMA, MODEL_VERSIONS: MODEL_VERSIONS_SCHEMA, MODEL_EVALS: MODEL_EVALS_SCHEMA}
-JSON_COLUMNS = {"files", "fingerprint_components", "lineage", "metrics", "config", "result"}
+_SCHEMAS = {BASE_MODELS: BASE_MODELS_SCHEMA, MODEL_VERSIONS: MODEL_VERSIONS_SCHEMA}
+JSON_COLUMNS = {"files", "fingerprint_components", "lineage", "metrics", "config"}
 
 
 class RegistryTables:
-    """Thin access to the three tables; created on first use (exist_ok makes concurrent first use safe)."""
+    """The registry's system tables (`llmfti.tables.SystemTable`), JSON columns decoded to dicts."""
 
     def __init__(self, home: ProjectHome):
         self.home = home
         self._db = None
+        self._tables: dict[str, SystemTable] = {}
 
-    def table(self, name: str):
+    @property
+    def db(self):
         if self._db is None:
             self._db = self.home.connect()
-        return self._db.create_table(name, schema=_SCHEMAS[name], exist_ok=True)
+        return self._db
+
+    def table(self, name: str) -> SystemTable:
+        if name not in self._tables:
+            self._tables[name] = SystemTable(self.home, name, _SCHEMAS[name], db=self.db)
+        return self._tables[name]
 
     def rows(self, name: str, where: str | None = None) -> list[dict[str, Any]]:
-        query = self.table(name).search()
-        if where:
-            query = query.where(where)
-        out = query.limit(None).to_list()
+        out = self.table(name).query(where)
         for r in out:
             for k in JSON_COLUMNS & r.keys():
                 r[k] = json.loads(r[k]) if r[k] else {}
@@ -101,11 +96,10 @@ class RegistryTables:
     def insert(self, name: str, row: dict[str, Any], key: str | None = None) -> None:
         """Append a row; with `key`, insert only if no row has that key (first writer wins)."""
         data = {k: json.dumps(v, sort_keys=True, default=str) if k in JSON_COLUMNS and v is not None else v for k, v in row.items()}
-        table = pa.Table.from_pylist([data], schema=_SCHEMAS[name])
         if key:
-            self.table(name).merge_insert(key).when_not_matched_insert_all().execute(table)
+            self.table(name).insert_unique(data, key)
         else:
-            self.table(name).add(table)
+            self.table(name).add(data)
 
     def update(self, name: str, where: str, values: dict[str, Any]) -> None:
-        self.table(name).update(where=where, values=values)
+        self.table(name).update(where, values)

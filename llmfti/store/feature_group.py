@@ -3,7 +3,8 @@
 A *version* (NAME:N) is fixed to one embedder and one chunker; *commits* are LanceDB table versions,
 one per ingest run that changed something. Reads can be pinned with `as_of`: a commit number, a tag,
 or an ingestion time (the last commit made at or before it), so late-arriving data never leaks into
-something re-created from a pinned read.
+something re-created from a pinned read. Storage only: `llmfti.pipelines.feature.ingest(fg, paths)`
+writes commits.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from llmfti.errors import ConfigError, NotFoundError
 from llmfti.sources.timeparse import parse_time
+from llmfti.tables import table_names
 
 
 class FeatureGroup:
@@ -51,7 +53,7 @@ class FeatureGroup:
         return FeatureConfig.model_validate_json(self.info["config"])
 
     def has_data(self) -> bool:
-        return self.table_name in _table_names(self.store.db)
+        return self.table_name in table_names(self.store.db)
 
     def table(self):
         """A fresh handle on the table at its latest commit (callers may check it out elsewhere)."""
@@ -77,13 +79,6 @@ class FeatureGroup:
 
             self._embedder = load_embedder(self.config.embedder, self.store.home)
         return self._embedder
-
-    # --- ingest -----------------------------------------------------------------------------------
-    def ingest(self, paths: list[str], config=None, *, sync: bool = False, progress: bool = False, embedder=None):
-        """Ingest files/dirs/globs: one atomic commit at most. See llmfti.store.ingest.run_ingest."""
-        from llmfti.store.ingest import run_ingest
-
-        return run_ingest(self, paths, config=config, sync=sync, progress=progress, embedder=embedder)
 
     # --- time travel ------------------------------------------------------------------------------
     def versions_log(self) -> list[dict[str, Any]]:
@@ -209,10 +204,3 @@ def _iso(value) -> str | None:
     if isinstance(value, datetime):
         return value.astimezone(timezone.utc).isoformat()
     return str(value)
-
-
-def _table_names(db) -> list[str]:
-    if hasattr(db, "list_tables"):
-        result = db.list_tables()
-        return list(getattr(result, "tables", result))
-    return list(db.table_names())

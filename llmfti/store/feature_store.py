@@ -1,33 +1,19 @@
-"""FeatureStore: the entry point to feature groups in one project home."""
+"""FeatureStore: the entry point to feature groups in one project home (storage only: the feature
+pipeline that writes them is `llmfti.pipelines.feature`)."""
 
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
-from llmfti.errors import ConfigError, NotFoundError
+from llmfti.errors import NotFoundError
 from llmfti.home import ProjectHome
 from llmfti.store import schema
+from llmfti.store.names import parse_ref
+from llmfti.tables import SystemTable, sql_quote
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+_SCHEMAS = {"_fg_meta": schema.FG_META_SCHEMA, "_quarantine": schema.QUARANTINE_SCHEMA, "_ingest_runs": schema.RUNS_SCHEMA}
 FG_META, QUARANTINE, RUNS = "_fg_meta", "_quarantine", "_ingest_runs"
-
-
-def parse_ref(ref: str) -> tuple[str, int | None]:
-    """'NAME' -> (NAME, None) meaning latest version; 'NAME:3' -> (NAME, 3)."""
-    name, _, version = ref.partition(":")
-    if not NAME_RE.match(name):
-        raise ConfigError(f"invalid feature group name {name!r}: use letters, digits, '_', '-', '.' (max 63)")
-    if not version:
-        return name, None
-    if not version.isdigit() or int(version) < 1:
-        raise ConfigError(f"invalid version in {ref!r}: expected a positive integer as in NAME:2")
-    return name, int(version)
-
-
-def sql_quote(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 class FeatureStore:
@@ -36,6 +22,7 @@ class FeatureStore:
     def __init__(self, home: str | ProjectHome | None = None):
         self.home = home if isinstance(home, ProjectHome) else ProjectHome.at(home)
         self._db = None
+        self._tables: dict[str, SystemTable] = {}
 
     @property
     def db(self):
@@ -43,15 +30,14 @@ class FeatureStore:
             self._db = self.home.connect()
         return self._db
 
-    def system_table(self, name: str):
-        schemas = {FG_META: schema.FG_META_SCHEMA, QUARANTINE: schema.QUARANTINE_SCHEMA, RUNS: schema.RUNS_SCHEMA}
-        # exist_ok makes concurrent first use safe: the loser of the race opens the winner's table.
-        return self.db.create_table(name, schema=schemas[name], exist_ok=True)
+    def system_table(self, name: str) -> SystemTable:
+        """The store's own tables: `_fg_meta`, `_quarantine`, `_ingest_runs`."""
+        if name not in self._tables:
+            self._tables[name] = SystemTable(self.home, name, _SCHEMAS[name], db=self.db)
+        return self._tables[name]
 
     def _meta_rows(self, where: str | None = None) -> list[dict[str, Any]]:
-        tbl = self.system_table(FG_META)
-        query = tbl.search().where(where) if where else tbl.search()
-        return query.limit(None).to_list() if hasattr(query, "to_list") else []
+        return self.system_table(FG_META).query(where)
 
     def list_groups(self) -> list[dict[str, Any]]:
         rows = self._meta_rows()
@@ -66,11 +52,7 @@ class FeatureStore:
 
     def register_meta(self, row: dict[str, Any]) -> dict[str, Any]:
         """Insert the metadata row of a new feature-group version unless one exists (first writer wins)."""
-        import pyarrow as pa
-
-        tbl = self.system_table(FG_META)
-        data = pa.Table.from_pylist([row], schema=schema.FG_META_SCHEMA)
-        tbl.merge_insert("key").when_not_matched_insert_all().execute(data)
+        self.system_table(FG_META).insert_unique(row, "key")
         return self.meta(row["name"], row["version"])
 
     def feature_group(self, ref_or_name: str, version: int | None = None, *, must_exist: bool = True):
@@ -104,19 +86,15 @@ class FeatureStore:
         return self.training_datasets.get(ref)
 
     def quarantine(self, feature_group: str | None = None, run_id: str | None = None) -> list[dict[str, Any]]:
-        tbl = self.system_table(QUARANTINE)
         clauses = []
         if feature_group:
             clauses.append(f"feature_group = {sql_quote(feature_group)}")
         if run_id:
             clauses.append(f"run_id = {sql_quote(run_id)}")
-        query = tbl.search()
-        if clauses:
-            query = query.where(" AND ".join(clauses))
-        return query.limit(None).to_list()
+        return self.system_table(QUARANTINE).query(" AND ".join(clauses) or None)
 
     def runs(self, feature_group: str) -> list[dict[str, Any]]:
-        rows = self.system_table(RUNS).search().where(f"feature_group = {sql_quote(feature_group)}").limit(None).to_list()
+        rows = self.system_table(RUNS).query(f"feature_group = {sql_quote(feature_group)}")
         for r in rows:
             r["summary"] = json.loads(r["summary"])
         return sorted(rows, key=lambda r: r["started_at"])

@@ -69,7 +69,10 @@ def _pid_alive(pid: int) -> bool:
 
 class InferenceLog:
     def __init__(self, store, *, flush_interval_s: float = 1.0):
+        from llmfti.tables import SystemTable
+
         self.store = store
+        self.table = SystemTable(store.home, LOG_TABLE, log_schema(), db=store.db)
         self.dir = Path(store.home.root) / "buffers" / "inference_log"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.flush_interval_s = flush_interval_s
@@ -141,8 +144,6 @@ class InferenceLog:
 
     def flush(self) -> int:
         """Move every closed segment into the table; returns the number of rows written."""
-        import pyarrow as pa
-
         with self._flush_lock:
             self._rotate()
             written = 0
@@ -157,10 +158,8 @@ class InferenceLog:
                 if rows:
                     for r in rows:
                         r["time"] = parse_time(r["time"])
-                    data = pa.Table.from_pylist(rows, schema=log_schema())
-                    table = self.store.db.create_table(LOG_TABLE, schema=log_schema(), exist_ok=True)
                     # Idempotent: a crash between the write and the unlink must not duplicate rows.
-                    table.merge_insert("request_id").when_not_matched_insert_all().execute(data)
+                    self.table.insert_new(rows, "request_id")
                     written += len(rows)
                 path.unlink()
             return written
@@ -176,21 +175,14 @@ class InferenceLog:
 
     # --- read -------------------------------------------------------------------------------------
     def query(self, deployment: str | None = None, since=None, limit: int | None = 100, request_id: str | None = None) -> list[dict]:
-        from llmfti.store.feature_store import sql_quote
+        from llmfti.tables import sql_quote
 
-        from llmfti.store.feature_group import _table_names
-
-        if LOG_TABLE not in _table_names(self.store.db):
-            return []
         clauses = []
         if deployment:
             clauses.append(f"deployment = {sql_quote(deployment)}")
         if request_id:
             clauses.append(f"request_id = {sql_quote(request_id)}")
-        q = self.store.db.open_table(LOG_TABLE).search()
-        if clauses:
-            q = q.where(" AND ".join(clauses))
-        rows = q.limit(None).to_list()
+        rows = self.table.query(" AND ".join(clauses) or None)
         if since is not None:
             cutoff = parse_time(since)
             rows = [r for r in rows if r["time"] >= cutoff]

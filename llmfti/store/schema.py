@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-TS = pa.timestamp("us", tz="UTC")
+from llmfti.tables import TS
 
 
 def feature_group_schema(dim: int, kind: str = "documents") -> pa.Schema:

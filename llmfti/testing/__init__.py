@@ -3,6 +3,6 @@
 - `HashEmbedder`: deterministic bag-of-words hashing embedder (no model files, instant).
 """
 
-from llmfti.testing.hash_embedder import HashEmbedder
+from llmfti.models.hash_embedder import HashEmbedder
 
 __all__ = ["HashEmbedder"]

@@ -1,9 +1,9 @@
 """Encoded training examples: `{"input_ids": [...], "labels": [...]}` with labels -100 on prompt tokens.
 
-`load_encoded_examples(source)` returns `(train, eval, info)` from an in-memory list, a JSONL or
-parquet file, or a training dataset `NAME:VERSION` through a registered reader (the training-dataset
-store registers itself with `register_example_reader`, so this module never imports the store).
-Rows may carry `split` ("train"/"eval"); without it, a seeded `eval_fraction` is held out.
+`load_encoded_examples(source)` returns `(train, eval, info)` from an in-memory list (with its
+`DatasetInfo`) or a JSONL or parquet file. Training datasets `NAME:VERSION` are read from the store by
+the training pipeline (`llmfti.pipelines.training`), which hands the rows here: the engine never
+imports the store. Rows may carry `split` ("train"/"eval"); without it, a seeded `eval_fraction` is held out.
 """
 
 from __future__ import annotations
@@ -29,30 +29,10 @@ class DatasetInfo:
     # Rebuilds the exact PromptEncoder the examples were encoded with, for registration (the registry
     # pins it with the model version). None for sources that do not know their encoder.
     encoder_factory: Callable[[], object] | None = field(default=None, repr=False)
+    # The training dataset's lineage (feature-group commits, encoder...), registered with the model version.
+    lineage: dict | None = None
 
 
-# A reader takes (name, version, home) and returns (rows, DatasetInfo); rows are dicts as above.
-ExampleReader = Callable[[str, str, object], tuple[list[dict], DatasetInfo]]
-_READERS: dict[str, ExampleReader] = {}
-# Where the built-in reader lives, imported by name on first need (like an entry point), so this
-# module never imports the store itself. Its `register()` calls register_example_reader.
-_DEFAULT_PROVIDERS = {"dataset": "llmfti.store.training_datasets"}
-
-
-def _reader(kind: str) -> ExampleReader | None:
-    if kind not in _READERS and kind in _DEFAULT_PROVIDERS:
-        import importlib
-
-        try:
-            importlib.import_module(_DEFAULT_PROVIDERS[kind]).register()
-        except ImportError:
-            return None
-    return _READERS.get(kind)
-
-
-def register_example_reader(kind: str, reader: ExampleReader) -> None:
-    """Register the reader of `NAME:VERSION` training datasets (kind 'dataset'); one call, like the built-ins."""
-    _READERS[kind] = reader
 
 
 def validate_example(row: dict, index: int) -> dict:
@@ -111,11 +91,11 @@ def split_examples(rows: list[dict], eval_fraction: float, seed: int) -> tuple[l
 def load_encoded_examples(
     source: str | Path | Iterable[dict],
     *,
-    home=None,
+    info: DatasetInfo | None = None,
     eval_fraction: float = 0.05,
     seed: int = 0,
 ) -> tuple[list[dict], list[dict], DatasetInfo]:
-    """(train, eval, info) from a list of dicts, a .jsonl/.parquet path, or a dataset `NAME:VERSION`."""
+    """(train, eval, info) from a list of dicts (described by `info`) or a .jsonl/.parquet path."""
     if isinstance(source, (str, Path)) and Path(source).is_file():
         path = Path(source)
         rows, info = _read_file(path), DatasetInfo(ref=f"file:{path.resolve()}")
@@ -124,19 +104,11 @@ def load_encoded_examples(
             meta = json.loads(sidecar.read_text(encoding="utf-8"))
             info.encoder = meta.get("encoder")
             info.ref = meta.get("ref", info.ref)
-    elif isinstance(source, str):
-        if ":" not in source:
-            raise NotFoundError(f"encoded examples not found: {source!r} is neither a file nor NAME:VERSION")
-        reader = _reader("dataset")
-        if reader is None:
-            raise NotFoundError(
-                f"no training-dataset reader is registered, so {source!r} cannot be read",
-                hint="use data_path (JSONL/parquet) or install the training-dataset store",
-            )
-        name, version = source.rsplit(":", 1)
-        rows, info = reader(name, version, home)
+    elif isinstance(source, (str, Path)):
+        raise NotFoundError(f"encoded examples not found: {source} is not a file",
+                            hint="a training dataset NAME:VERSION goes in the config's `dataset` field")
     else:
-        rows, info = list(source), DatasetInfo(ref="memory")
+        rows, info = list(source), info or DatasetInfo(ref="memory")
     rows = [validate_example(r, i) for i, r in enumerate(rows)]
     if not rows:
         raise ConfigError(f"{info.ref}: no examples")

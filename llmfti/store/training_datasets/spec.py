@@ -33,7 +33,7 @@ class TrainingDatasetSpec(StrictModel):
     @field_validator("name")
     @classmethod
     def _name(cls, v: str) -> str:
-        from llmfti.store.feature_store import NAME_RE
+        from llmfti.store.names import NAME_RE
 
         if not NAME_RE.match(v) or "__" in v:
             raise ValueError(f"invalid dataset name {v!r}: letters, digits, '_', '-', '.' (max 63, no '__')")
@@ -43,7 +43,7 @@ class TrainingDatasetSpec(StrictModel):
 def parse_dataset_ref(ref: str) -> tuple[str, int | None]:
     """'NAME' -> (NAME, None) meaning latest; 'NAME:3' -> (NAME, 3). The same rules as feature groups
     (the name becomes a table name)."""
-    from llmfti.store.feature_store import parse_ref
+    from llmfti.store.names import parse_ref
 
     return parse_ref(ref)
 

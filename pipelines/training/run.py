@@ -1,7 +1,8 @@
-"""The fine-tuning pipeline: encoded examples in, a registered LoRA model version out.
+"""The fine-tuning run: encoded examples in, a registered LoRA model version out. The engine
+(packing, loss, the loop, checkpoints, guards) is `llmfti.training`; this module wires it to the stores.
 
     from llmfti.config import FinetuneConfig, load_config
-    from llmfti.training import finetune
+    from llmfti.pipelines.training import finetune
     result = finetune(load_config(FinetuneConfig, "configs/finetune/smollm2-demo.yaml"))
 
 Steps: read the training dataset -> check answers end with EOS -> load the base model + LoRA ->
@@ -56,19 +57,26 @@ def finetune(cfg, *, home=None, source=None, resume: bool = True, merge: bool | 
     import torch
 
     from llmfti.hashing import sha256_files
+    from llmfti.pipelines.training.dataset import read_training_dataset
+    from llmfti.pipelines.training.register import register_result
     from llmfti.training import distributed, guards
     from llmfti.training.data import load_encoded_examples
     from llmfti.training.model_setup import add_lora, load_base, resolve_attn, resolve_base_model, resolve_device, resolve_dtype
     from llmfti.training.packing import fit_examples
-    from llmfti.training.register import register_result
     from llmfti.training.trainer import Trainer
 
     t = cfg.train
     device = resolve_device(cfg.device)
     d = distributed.setup(device.type)
     try:
-        src = source if source is not None else (cfg.data_path or cfg.dataset)
-        train, evals, info = load_encoded_examples(src, home=home, eval_fraction=cfg.eval_fraction, seed=t.seed)
+        info = None
+        if source is not None:
+            src = source
+        elif cfg.dataset:
+            src, info = read_training_dataset(cfg.dataset, home)
+        else:
+            src = cfg.data_path
+        train, evals, info = load_encoded_examples(src, info=info, eval_fraction=cfg.eval_fraction, seed=t.seed)
         train, dropped = fit_examples(train, t.max_seq_len, t.overlong)
         evals, dropped_eval = fit_examples(evals, t.max_seq_len, t.overlong)
         if not train:
@@ -130,7 +138,7 @@ def _finish(cfg, home, run_dir, peft_model, tokenizer, train, evals, eos, pad_id
         registration = register_result(
             home, name=cfg.name, base_model=cfg.base_model, base_model_path=str(base_path), adapter_dir=str(adapter_dir),
             encoder=encoder, prompt_template=(info.encoder or {}).get("prompt_template"),
-            training_dataset=info.ref,
+            training_dataset=info.ref, dataset_lineage=info.lineage,
             metrics={k: v for k, v in metrics.items() if isinstance(v, (int, float)) and v is not None and not isinstance(v, bool)},
             config=config,
         )

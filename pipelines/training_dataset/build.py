@@ -8,7 +8,8 @@ one PromptEncoder (`encode_example`, whose prompt is `encode_prompt`: no trainin
 split by a seeded hash of the record id (a record keeps its split when others are added) -> content
 hash over (example_id, input_ids, labels, split) in order.
 
-`create` and `recreate` both call `build_examples`; only `create` resolves tags and times first.
+`create` and `recreate` (this package's __init__) both call `build_examples`; only `create` resolves
+tags and times first.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 
 from llmfti.errors import ConfigError, IncompatibleError
 from llmfti.hashing import sha256_text
-from llmfti.store.feature_store import sql_quote
+from llmfti.tables import sql_quote
 
 RECORD_COLUMNS = ["doc_id", "doc_hash", "question", "answer", "context_ids", "event_time", "ingested_at"]
 MAX_LISTED = 20  # skipped / missing ids listed in the lineage (counts are always complete)

@@ -4,9 +4,9 @@ are identical."""
 
 from __future__ import annotations
 
-from agents import pipeline
-from agents.runtime import RuntimeCache, build_runtime
 from llmfti.errors import NotFoundError
+from llmfti.pipelines.inference import online
+from llmfti.pipelines.inference.runtime import RuntimeCache, build_runtime
 
 
 def replay(home, request_id: str) -> dict:
@@ -23,7 +23,7 @@ def replay(home, request_id: str) -> dict:
     row = rows[0]
     record = DeploymentStore(home).get(row["deployment"], row["deployment_version"])
     runtime = build_runtime(home, record, RuntimeCache())
-    result = pipeline.invoke(runtime, row["request"], features=row["features"] or {}, commit=row["commit"], return_prompt=True)
+    result = online.invoke(runtime, row["request"], features=row["features"] or {}, commit=row["commit"], return_prompt=True)
     same_fp = result["versions"]["prompt_fingerprint"] == row["prompt_fingerprint"]
     same_prompt = row["prompt_text"] is None or result["prompt_text"] == row["prompt_text"]
     greedy = runtime.config.generation.temperature == 0

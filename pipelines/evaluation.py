@@ -1,7 +1,9 @@
-"""Run an eval suite against a deployment version: its own inference pipeline, in-process, on every
-case; score; gate; store the result in the registry against the exact tuple.
+"""The evaluation pipeline: a deployment version + an eval suite -> a stored eval result (CLI:
+`llmfti eval`). It runs the deployment's own inference pipeline, in-process, on every case; scores
+(`llmfti.evaluation`: metrics, judge, gate); stores the result in the registry against the exact tuple.
 
-    from llmfti.evaluation import load_suite, run_eval
+    from llmfti.evaluation import load_suite
+    from llmfti.pipelines.evaluation import run_eval
     result = run_eval(home, load_suite("python-reference"), DeploymentStore(home).staged("python-docs"))
     result["passed"], result["metrics"], result["cases"][0]["scores"]
 
@@ -37,8 +39,8 @@ def run_eval(home, suite: Suite, record: dict, *, cache=None, generator_override
     """Evaluate deployment version `record` (from DeploymentStore.get/active/staged) on `suite`.
     `judge`: a judge object (see judge.RagasJudge) or None to use the configured one if any.
     `store`: record the result in the model registry (the promotion gate reads it there)."""
-    from agents.pipeline import invoke
-    from agents.runtime import RuntimeCache, build_runtime
+    from llmfti.pipelines.inference.online import invoke
+    from llmfti.pipelines.inference.runtime import RuntimeCache, build_runtime
     from llmfti.home import ProjectHome
     from llmfti.registry.deployments import tuple_key
 
@@ -93,10 +95,11 @@ def run_eval(home, suite: Suite, record: dict, *, cache=None, generator_override
     if store:
         result["artifact"] = _write_artifact(home, result)
         from llmfti.registry import ModelRegistry
+        from llmfti.registry.evals import EvalRecord
 
         # The registry row holds the summary; per-case detail lives in the artifact it points to.
-        summary = {k: v for k, v in result.items() if k not in ("cases", "worst_cases")}
-        ModelRegistry(home).record_eval(config.model, summary)
+        summary = {k: v for k, v in result.items() if k in EvalRecord.model_fields}
+        ModelRegistry(home).record_eval(config.model, EvalRecord.model_validate(summary))
     return result
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 from llmfti.errors import ConfigError
-from llmfti.store.feature_store import sql_quote
+from llmfti.tables import sql_quote
 from llmfti.transforms.model_dependent import Context
 
 

@@ -1,4 +1,10 @@
-"""The document feature pipeline's core: load -> clean -> chunk -> embed -> one atomic commit.
+"""The feature pipeline: documents (or Q&A records) -> one feature-group commit.
+
+    from llmfti.pipelines.feature import ingest
+    summary = ingest("docs", ["corpus/"], home=".llmfti")               # creates docs:1 on first use
+    summary = ingest(FeatureStore(home).feature_group("docs:1"), ["corpus/"], sync=True)
+
+load -> clean -> chunk -> embed -> one atomic commit (CLI: `llmfti ingest`).
 
 Incremental: a document whose content hash is unchanged is skipped without embedding; a changed
 document has its chunks replaced; documents missing from the sources are deleted only with
@@ -21,8 +27,9 @@ from llmfti.errors import IncompatibleError
 from llmfti.hashing import sha256_text
 from llmfti.sources.loaders import QuarantineItem, SourceDocument, load_sources
 from llmfti.sources.timeparse import utcnow
-from llmfti.store.feature_store import QUARANTINE, RUNS, sql_quote
-from llmfti.store.schema import QUARANTINE_SCHEMA, RUNS_SCHEMA, feature_group_schema
+from llmfti.store.feature_store import QUARANTINE, RUNS
+from llmfti.store.schema import feature_group_schema
+from llmfti.tables import sql_quote
 from llmfti.transforms.model_independent.clean import clean_text
 from llmfti.transforms.registry import get_chunker
 
@@ -149,13 +156,9 @@ def _progress(enabled: bool):
 
 
 def _write_quarantine(fg, run_id: str, items: list[QuarantineItem]) -> None:
-    if not items:
-        return
-    import pyarrow as pa
-
     now = utcnow()
     rows = [{"run_id": run_id, "feature_group": fg.key, "source": q.source, "reason": q.reason, "detail": q.detail, "raw": q.raw, "quarantined_at": now} for q in items]
-    fg.store.system_table(QUARANTINE).add(pa.Table.from_pylist(rows, schema=QUARANTINE_SCHEMA))
+    fg.store.system_table(QUARANTINE).add(*rows)
 
 
 def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: int) -> bool:
@@ -186,7 +189,14 @@ def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: in
     return True
 
 
-def run_ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, sync: bool = False, progress: bool = False, embedder=None) -> IngestSummary:
+def ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, sync: bool = False, progress: bool = False,
+           embedder=None, home=None, version: int | None = None) -> IngestSummary:
+    """Ingest files, directories or globs into feature group `fg`: a FeatureGroup handle, or a name
+    (`NAME` or `NAME:VERSION`) in `home`, created on first ingest. One atomic commit at most."""
+    if isinstance(fg, str):
+        from llmfti.store import FeatureStore
+
+        fg = FeatureStore(home).feature_group(fg, version, must_exist=False)
     started = time.perf_counter()
     run_id = uuid.uuid4().hex[:16]
     ingested_at = utcnow()
@@ -261,7 +271,5 @@ def run_ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, syn
 
 
 def _record_run(fg, summary: IngestSummary, started_at: datetime) -> None:
-    import pyarrow as pa
-
     row = {"run_id": summary.run_id, "feature_group": fg.key, "commit": summary.commit, "started_at": started_at, "finished_at": utcnow(), "summary": json.dumps(summary.to_dict(), default=str)}
-    fg.store.system_table(RUNS).add(pa.Table.from_pylist([row], schema=RUNS_SCHEMA))
+    fg.store.system_table(RUNS).add(row)

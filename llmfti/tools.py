@@ -1,4 +1,6 @@
-"""Tools an agent may call: registered Python functions with a JSON-schema description.
+"""Tools an agent may call: registered Python functions with a JSON-schema description. Core, so the
+inference pipeline (tool loop) and deploy-time checks use the same registry; the built-in calculator
+registers like an extension.
 
     @register_tool("add", "Add two integers", {"a": {"type": "integer"}, "b": {"type": "integer"}})
     def add(a: int, b: int) -> int:

@@ -2,7 +2,7 @@
 would type. Each step is idempotent, so running the demo twice shows incremental ingest (no commit)
 and a promotion that an earlier eval of the same tuple already qualifies.
 
-    python -m pipelines.demo
+    python -m examples.demo
 
 Deploying goes through the eval gate: `llmfti deploy` refuses a tuple (model, feature group at its
 current commit, template, settings) without a passing eval, so the first run stages the deployment,
@@ -11,12 +11,8 @@ evaluates it with the python-reference suite (a few minutes on CPU) and then pro
 
 from __future__ import annotations
 
-import shlex
-import subprocess
-import sys
+from examples.common import CONFIG, DEPLOYMENT, FG, llmfti, prepare, stage_and_gate
 
-CORPUS = "build/corpus"
-FG = "python-reference"
 QUESTIONS = [
     "What does the with statement do?",
     "What happens when break leaves a try statement with a finally clause?",
@@ -24,14 +20,7 @@ QUESTIONS = [
 ]
 
 
-def llmfti(*args: str, check: bool = True) -> int:
-    print(f"\n$ llmfti {shlex.join(args)}", flush=True)
-    return subprocess.run([sys.executable, "-m", "llmfti", *args], check=check).returncode
-
-
 def main() -> None:
-    from pipelines.eval_gate import CONFIG, DEPLOYMENT, prepare, stage_and_gate
-
     prepare()
     llmfti("fg", "show", FG)
     llmfti("fg", "search", FG, "What does the with statement do with __exit__?", "-k", "3")

@@ -1,10 +1,8 @@
-"""Loaded deployments, hot-swapped without restart.
-
-A `DeploymentRuntime` is immutable: one deployment version's model, encoder, generator, embedder
-and feature-group tables. The `DeploymentManager` holds the active runtime per name and swaps it
-when `llmfti deploy` or `llmfti rollback` records a new active version; a request keeps the runtime
-it started with, so in-flight requests finish on their own tuple. Models and embedders are cached
-by identity, so a rollback to a tuple seen before is instant.
+"""A loaded deployment version: `DeploymentRuntime` holds one version's model, encoder, generator,
+embedder and feature-group tables, immutable, so a request keeps the tuple it started with.
+`build_runtime` loads one (verifying fingerprints on the way); `RuntimeCache` shares generators and
+embedders across versions keyed by what makes them. The service's hot swap is
+`llmfti.agents.manager.DeploymentManager`.
 """
 
 from __future__ import annotations
@@ -12,14 +10,12 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field
 
-from llmfti.background import Periodic
 from llmfti.config.deployments import DeploymentConfig, request_model
-from llmfti.errors import NotFoundError
 
 
 @dataclass
 class DeploymentRuntime:
-    record: dict
+    record: object  # llmfti.registry.deployments.DeploymentRecord
     config: DeploymentConfig
     encoder: object
     generator: object
@@ -59,7 +55,7 @@ class RuntimeCache:
             return self._items[key]
 
 
-def build_runtime(home, record: dict, cache: RuntimeCache, generator_override=None) -> DeploymentRuntime:
+def build_runtime(home, record, cache: RuntimeCache, generator_override=None) -> DeploymentRuntime:
     from llmfti.registry import ModelRegistry
 
     config = DeploymentConfig.model_validate(record["config"])
@@ -80,7 +76,7 @@ def build_runtime(home, record: dict, cache: RuntimeCache, generator_override=No
     runtime = DeploymentRuntime(record=record, config=config, encoder=encoder, generator=generator, request_model=request_model(config))
     runtime.model_info = {"model": config.model, "backend": backend.kind}
     if config.feature_group:
-        from agents.retrieval import PinnedTables
+        from llmfti.pipelines.inference.retrieval import PinnedTables
         from llmfti.store import FeatureStore
 
         fg = FeatureStore(home).feature_group(config.feature_group)
@@ -105,67 +101,3 @@ def _transformers_generator(registry, config: DeploymentConfig):
         model, tokenizer, eos_token_id=encoder.eos_token_id, pad_token_id=encoder.pad_token_id,
         max_batch_size=config.backend.max_batch_size, batch_window_ms=config.backend.batch_window_ms,
     )
-
-
-class DeploymentManager:
-    """Active deployments of a project home; `refresh()` picks up deploys and rollbacks."""
-
-    def __init__(self, home, *, poll_interval_s: float = 1.0, generator_override=None):
-        from llmfti.registry.deployments import DeploymentStore
-
-        self.home = home
-        self.store = DeploymentStore(home)
-        self.cache = RuntimeCache()
-        self.poll_interval_s = poll_interval_s
-        self.generator_override = generator_override
-        self._active: dict[str, DeploymentRuntime] = {}
-        self._errors: dict[str, str] = {}
-        self._seen_events = None
-        self._lock = threading.Lock()
-        self._poller = Periodic(self.refresh, poll_interval_s, "llmfti-deployments", self._refresh_failed)
-
-    def refresh(self) -> None:
-        marker = self.store.events_marker()
-        if marker == self._seen_events and not self._errors:
-            return  # nothing new, and nothing that failed to load waits for a retry
-        for record in self.store.list_active():
-            current = self._active.get(record["name"])
-            if current is not None and current.version == record["version"]:
-                self._errors.pop(record["name"], None)  # e.g. rolled back to the version still loaded
-                continue
-            try:
-                runtime = build_runtime(self.home, record, self.cache, self.generator_override)
-            except Exception as exc:  # keep serving the previous tuple; report the failure on /readyz
-                self._errors[record["name"]] = f"version {record['version']}: {exc}"
-                continue
-            with self._lock:
-                self._active[record["name"]] = runtime  # atomic swap: new requests get the new tuple
-            self._errors.pop(record["name"], None)
-        self._errors.pop("_refresh", None)
-        self._seen_events = marker
-
-    def start(self) -> "DeploymentManager":
-        self.refresh()
-        self._poller.start()
-        return self
-
-    def _refresh_failed(self, exc: Exception) -> None:
-        self._errors["_refresh"] = str(exc)  # the store may be mid-write; the next tick retries
-
-    def stop(self) -> None:
-        self._poller.stop(timeout_s=5)
-
-    def get(self, name: str) -> DeploymentRuntime:
-        with self._lock:
-            runtime = self._active.get(name)
-        if runtime is None:
-            raise NotFoundError(f"deployment {name!r} is not deployed" + (f" ({self._errors[name]})" if name in self._errors else ""))
-        return runtime
-
-    def names(self) -> list[str]:
-        with self._lock:
-            return sorted(self._active)
-
-    def status(self) -> dict:
-        with self._lock:
-            return {"active": {n: r.version for n, r in self._active.items()}, "errors": dict(self._errors)}

@@ -1,4 +1,5 @@
-"""The online inference pipeline of a deployment, each stage timed:
+"""The online inference pipeline of a deployment (used by the agent service, evals, replay and batch
+inference), each stage timed:
 
     on_demand -> embed_query -> retrieve (at the pinned commit) -> build_prompt (the registry's
     encoder: the same encoding as training) -> generate (with an optional tool loop) -> log
@@ -15,12 +16,12 @@ from dataclasses import dataclass, field
 
 from pydantic import ValidationError
 
-from agents.retrieval import as_contexts, equality_filter, retrieve
-from agents.tools import encode_with_tools, get_tool, parse_tool_call
 from llmfti.errors import LlmftiError
 from llmfti.models.generation import GenerationRequest
 from llmfti.monitoring.timing import StageTimer
+from llmfti.pipelines.inference.retrieval import as_contexts, equality_filter, retrieve
 from llmfti.sources.timeparse import utcnow
+from llmfti.tools import encode_with_tools, get_tool, parse_tool_call
 from llmfti.transforms.on_demand import compute_features
 
 

@@ -1,4 +1,5 @@
-"""Which PromptEncoder a training dataset is encoded with, resolved from `--model` and `--encoder`.
+"""Which PromptEncoder a training dataset is encoded with, resolved from `--model` and `--encoder`
+through the model registry.
 
 `--model` is a model version (`NAME:N`: its pinned tokenizer and, by default, its template and
 budget, loaded through `ModelRegistry.load_encoder` so a mismatch is an error), a registered base

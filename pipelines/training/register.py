@@ -61,6 +61,7 @@ def register_result(
     encoder=None,
     prompt_template: str | None = None,
     training_dataset: str | None = None,
+    dataset_lineage: dict | None = None,
     metrics: dict | None = None,
     config: dict | None = None,
     base_model_path: str | None = None,
@@ -83,6 +84,7 @@ def register_result(
         if base_tok and base_tok != enc.fingerprint_components["tokenizer_files"]:
             return {"registered": False, "reason": f"the examples were encoded with another tokenizer than base model {base!r}'s"}
         mv = reg.register_version(name, base_model=base, adapter_dir=adapter_dir, encoder=enc, training_dataset=training_dataset,
+                                  dataset_lineage=dataset_lineage,
                                   metrics=metrics, config=config)
     except LlmftiError as exc:  # training finished: report why registration failed rather than lose the result
         return {"registered": False, "reason": f"{type(exc).__name__}: {exc}"}

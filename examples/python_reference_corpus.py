@@ -1,7 +1,7 @@
 """Write the Python language reference that ships with CPython (`pydoc_data.topics`) as one
 markdown document per topic: a real corpus that needs no download.
 
-    python -m pipelines.python_reference_corpus build/corpus
+    python -m examples.python_reference_corpus build/corpus
 """
 
 from __future__ import annotations

@@ -1,0 +1,139 @@
+"""System tables: one small helper for every LanceDB table llmfti keeps about itself (feature-group
+metadata, ingest runs, quarantine, base models, model versions, eval results, deployments and their
+events, the inference log). Each is a fixed Arrow schema in the project home's database, created on
+first use, with rows typed by a pydantic model (`Record`) instead of free-form dicts.
+
+    class Event(Record):
+        JSON_FIELDS: ClassVar = ("detail",)
+        name: str
+        detail: dict = {}
+
+    events = SystemTable(home, "_events", EVENT_SCHEMA, Event)
+    events.add(Event(name="deploy"))
+    events.rows(f"name = {sql_quote('deploy')}")     # -> [Event(...)]
+
+SQL helpers live here too (`sql_quote`, `sql_like`) so every layer quotes values the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Generic, Iterable, TypeVar
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict
+
+TS = pa.timestamp("us", tz="UTC")
+
+
+def sql_quote(value: str) -> str:
+    """A SQL string literal ('' doubles a quote)."""
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def sql_like_prefix(prefix: str) -> str:
+    """`LIKE '<prefix>%' ESCAPE '\\'` with `%`, `_` and the escape character in `prefix` taken literally."""
+    escaped = str(prefix).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"LIKE {sql_quote(escaped + '%')} ESCAPE '\\'"
+
+
+def sql_in(column: str, values: Iterable[str]) -> str:
+    """`column IN ('a', 'b')`; an empty list selects nothing."""
+    vals = list(values)
+    return f"{column} IN ({', '.join(sql_quote(v) for v in vals)})" if vals else "false"
+
+
+def table_names(db) -> list[str]:
+    """Names of the tables in a LanceDB connection (the listing API changed across lancedb versions)."""
+    result = db.list_tables() if hasattr(db, "list_tables") else db.table_names()
+    return list(getattr(result, "tables", result))
+
+
+class Record(BaseModel):
+    """A typed row of a system table. Fields listed in JSON_FIELDS are stored as JSON strings."""
+
+    model_config = ConfigDict(extra="forbid")
+    JSON_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    def to_row(self) -> dict[str, Any]:
+        row = self.model_dump(mode="python")
+        for key in self.JSON_FIELDS:
+            row[key] = None if row[key] is None else json.dumps(row[key], sort_keys=True, default=str)
+        return row
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]):
+        data = {k: v for k, v in row.items() if k in cls.model_fields}
+        for key in cls.JSON_FIELDS:
+            if isinstance(data.get(key), str):
+                data[key] = json.loads(data[key])
+        return cls.model_validate(data)
+
+
+R = TypeVar("R", bound=Record)
+
+
+class SystemTable(Generic[R]):
+    """One system table: connect lazily, create with its schema on first use (exist_ok, so concurrent
+    first users share the winner's table), typed rows in and out."""
+
+    def __init__(self, home, name: str, schema: pa.Schema, record: type[R] | None = None, *, db=None):
+        self.home, self.name, self.schema, self.record = home, name, schema, record
+        self._db = db
+        self._table = None
+
+    @property
+    def db(self):
+        if self._db is None:
+            self._db = self.home.connect()
+        return self._db
+
+    def table(self):
+        """The table handle, refreshed to its latest commit (kept open: reopening reads a manifest)."""
+        if self._table is None:
+            self._table = self.db.create_table(self.name, schema=self.schema, exist_ok=True)
+        else:
+            self._table.checkout_latest()
+        return self._table
+
+    def exists(self) -> bool:
+        if self._table is not None:
+            return True
+        return self.name in table_names(self.db)
+
+    def _arrow(self, items: Iterable[R | dict]) -> pa.Table:
+        rows = [i.to_row() if isinstance(i, Record) else dict(i) for i in items]
+        return pa.Table.from_pylist(rows, schema=self.schema)
+
+    def add(self, *items: R | dict) -> None:
+        if items:
+            self.table().add(self._arrow(items))
+
+    def insert_unique(self, item: R | dict, key: str) -> None:
+        """Insert unless a row with the same `key` exists (first writer wins, atomically)."""
+        self.insert_new([item], key)
+
+    def insert_new(self, items: Iterable[R | dict], key: str) -> None:
+        """Insert the rows whose `key` is not in the table yet, in one commit (idempotent re-delivery)."""
+        data = self._arrow(items)
+        if data.num_rows:
+            self.table().merge_insert(key).when_not_matched_insert_all().execute(data)
+
+    def update(self, where: str, values: dict[str, Any]) -> None:
+        self.table().update(where=where, values=values)
+
+    def query(self, where: str | None = None, *, columns: list[str] | None = None, limit: int | None = None) -> list[dict]:
+        """Plain dict rows (JSON columns still encoded); filters, columns and limit pushed into LanceDB."""
+        if not self.exists():
+            return []
+        q = self.table().search()
+        if where:
+            q = q.where(where)
+        if columns:
+            q = q.select(columns)
+        return q.limit(limit).to_list()
+
+    def rows(self, where: str | None = None, *, limit: int | None = None) -> list[R]:
+        """Typed rows (requires a Record type)."""
+        assert self.record is not None, f"{self.name} has no record type"
+        return [self.record.from_row(r) for r in self.query(where, limit=limit)]

@@ -1,0 +1,101 @@
+"""The deployment step of the inference side: (model version, feature group, settings) -> a checked,
+gated deployment version in the registry (CLI: `llmfti deploy`).
+
+    from llmfti.pipelines.deployment import promote
+    record = promote(DeploymentStore(home), load_config(DeploymentConfig, "configs/deployments/python-docs.yaml"))
+
+`check_deployment` refuses pairs that cannot work (model artifacts or encoder fingerprint changed,
+embedder mismatch, unknown on-demand features or tools, missing commits); `promote` activates a
+tuple only when a passing eval of the identical tuple exists, or when forced with a recorded reason.
+"""
+
+from __future__ import annotations
+
+from llmfti.config.deployments import DeploymentConfig
+from llmfti.errors import ConfigError, IncompatibleError
+from llmfti.home import ProjectHome
+from llmfti.registry.deployments import DeploymentRecord, DeploymentStore, find_passing_eval, tuple_key
+
+
+def check_deployment(config: DeploymentConfig, home: ProjectHome) -> dict:
+    """Verify the tuple can work; raise with a message naming the mismatch. Returns what was verified."""
+    from llmfti.models.embedders import load_embedder
+    from llmfti.registry import ModelRegistry
+    from llmfti.store import FeatureStore
+    from llmfti.transforms.on_demand import get_on_demand
+
+    registry = ModelRegistry(home)
+    registry.check(config.model)  # artifact hashes and the stored encoder fingerprint
+    encoder = registry.load_encoder(config.model, template=config.prompt_template, max_prompt_tokens=config.max_prompt_tokens)
+    for name in config.on_demand:
+        get_on_demand(name)
+    missing = [f for f in encoder.template.features if f not in config.on_demand]
+    if missing:
+        raise ConfigError(f"prompt template {encoder.template.name!r} needs on-demand feature(s) {missing}: add them under on_demand")
+    if config.tools:
+        from llmfti.tools import get_tool
+
+        for tool in config.tools:
+            get_tool(tool)
+    checks = {"encoder_fingerprint": encoder.fingerprint, "prompt_template": encoder.template.name}
+    commit = "latest"
+    if config.feature_group:
+        fg = FeatureStore(home).feature_group(config.feature_group)
+        embedder = load_embedder(fg.config.embedder, home)
+        try:
+            actual = embedder.fingerprint
+        except Exception as exc:
+            raise IncompatibleError(f"the embedder of {fg.key} ({fg.info['embedder_id']}) is not available: {exc}") from exc
+        if actual != fg.info["embedder_fingerprint"]:
+            raise IncompatibleError(
+                f"embedder mismatch: {fg.key} was built with {fg.info['embedder_id']} fingerprint {fg.info['embedder_fingerprint'][:16]}, "
+                f"but the embedder available here has fingerprint {actual[:16]}; queries would be embedded differently from the chunks"
+            )
+        if config.commit != "latest":
+            commit = str(fg.resolve_commit(config.commit))
+        else:
+            fg.resolve_commit(None)  # the group must have data
+        checks.update(feature_group=fg.key, embedder_fingerprint=actual, commit_requested=str(config.commit))
+    return {"checks": checks, "commit": commit}
+
+
+def resolved_commit(config: DeploymentConfig, checks: dict, home: ProjectHome) -> str | None:
+    """The commit a deployment reads now: the pinned one, or the latest for a `latest` policy."""
+    if not config.feature_group:
+        return None
+    if checks["commit"] != "latest":
+        return str(checks["commit"])
+    from llmfti.store import FeatureStore
+
+    return str(FeatureStore(home).feature_group(config.feature_group).resolve_commit(None))
+
+
+def promote(store: DeploymentStore, config: DeploymentConfig, *, force: bool = False, reason: str = "", stage: bool = False,
+            suite: str | None = None, suite_version: str | None = None) -> DeploymentRecord:
+    """The gated deploy: check the tuple, then activate it only if a passing eval of the identical tuple
+    exists (of `suite` at `suite_version` when given), or `force` with a `reason` (recorded). `stage`
+    records a version for evaluation without activating it (no eval needed)."""
+    if force and not reason.strip():
+        raise ConfigError("--force needs --reason: a promotion without a passing eval must say why")
+    checks = check_deployment(config, store.home)
+    commit = resolved_commit(config, checks, store.home)
+    key = tuple_key(config, commit)
+    checks["checks"]["tuple_key"] = key
+    checks["checks"]["resolved_commit"] = commit
+    bypassed = False
+    if not stage:
+        found, tried = find_passing_eval(store.home, key, config.model, suite, suite_version)
+        if found is not None:
+            checks["checks"]["eval"] = {k: str(getattr(found, k)) if k == "recorded_at" else getattr(found, k)
+                                        for k in ("suite", "suite_version", "deployment", "deployment_version", "recorded_at", "metrics")}
+        elif force:
+            bypassed = True
+        else:
+            what = f"suite {suite}" + (f"@{suite_version}" if suite_version else "") if suite else "any suite"
+            seen = "; ".join(f"{e.suite}@{e.suite_version}: {'pass' if e.passed else 'FAIL ' + ','.join(e.failing)}" for e in tried[-3:])
+            raise IncompatibleError(
+                f"no passing eval ({what}) for {config.name}'s tuple: model {config.model}, feature group {config.feature_group} "
+                f"@ commit {commit}, template/retrieval/generation settings (tuple {key})" + (f"; evals of this tuple: {seen}" if seen else ""),
+                hint=f"llmfti deploy CONFIG --stage, then llmfti eval SUITE --deployment {config.name} --staged; or --force --reason '...'",
+            )
+    return store.deploy(config, checks=checks, force=bypassed, reason=reason, stage=stage)

@@ -1,0 +1,22 @@
+"""Reading a training dataset `NAME:VERSION` from the store for the fine-tuning run: its encoded
+rows, the encoder that made them (rebuilt from the pinned files and verified) and its lineage."""
+
+from __future__ import annotations
+
+from llmfti.errors import ConfigError
+from llmfti.training.data import DatasetInfo
+
+
+def read_training_dataset(ref: str, home) -> tuple[list[dict], DatasetInfo]:
+    from llmfti.store import FeatureStore
+
+    name, _, version = ref.rpartition(":")
+    if not name or not version.isdigit():
+        raise ConfigError(f"training dataset {ref!r}: give NAME:VERSION (a number) so the run records an exact lineage")
+    ds = FeatureStore(home).training_dataset(ref)
+    rows = ds.examples(columns=["example_id", "input_ids", "labels", "split"])
+    e = ds.lineage["encoder"]
+    summary = {k: e[k] for k in ("fingerprint", "prompt_template", "prompt_template_version", "max_prompt_tokens", "max_answer_tokens")}
+    info = DatasetInfo(ref=ds.ref, encoder={**summary, "training_dataset": ds.ref}, extra={"content_hash": ds.content_hash},
+                       encoder_factory=ds.encoder, lineage=ds.describe())
+    return [{"input_ids": r["input_ids"], "labels": r["labels"], "split": r["split"]} for r in rows], info

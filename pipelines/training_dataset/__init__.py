@@ -1,0 +1,99 @@
+"""The training-dataset pipeline: records (and documents) at pinned commits -> a versioned training
+dataset of encoded examples with its lineage (CLI: `llmfti td create|recreate`).
+
+    from llmfti.pipelines.training_dataset import create, recreate
+    ds = create(store, name="qa-train", source="qa:1", event_time_until="2026-01-01",
+                contexts="docs:1@release-1", top_k=4, model="smol", prompt_template="rag-default")
+    recreate(store.training_dataset("qa-train:1"))["identical"]     # rebuilt from the lineage only
+
+Modules: build (deterministic build from a resolved plan), encoder (which PromptEncoder encodes).
+"""
+
+from __future__ import annotations
+
+from datetime import timezone
+
+from llmfti.errors import ConfigError
+from llmfti.pipelines.training_dataset import build as b
+from llmfti.pipelines.training_dataset import encoder as encoding
+from llmfti.store.training_datasets import TrainingDataset, TrainingDatasetSpec
+from llmfti.store.training_datasets.spec import split_contexts_ref
+
+
+def _iso(t) -> str | None:
+    return t.astimezone(timezone.utc).isoformat() if t is not None else None
+
+
+def plan(store, spec: TrainingDatasetSpec) -> tuple[b.Plan, dict]:
+    """Resolve the spec's moving references (latest, tags, times) to commits."""
+    from llmfti.sources.timeparse import parse_time
+
+    records = store.feature_group(spec.source)
+    until = None
+    if spec.event_time_until:
+        try:
+            until = parse_time(spec.event_time_until)
+        except (ValueError, TypeError, OverflowError):
+            raise ConfigError(f"--event-time-until {spec.event_time_until!r} is not an ISO-8601 time") from None
+    # Pinned even without --as-of: what exists now is what the dataset was made from.
+    resolved = {"records": {"feature_group": records.key, "commit": records.resolve_commit(spec.as_of), "as_of": spec.as_of}}
+    ctx_fg = ctx_commit = None
+    if spec.contexts:
+        ref, at = split_contexts_ref(spec.contexts)
+        docs = store.feature_group(ref)
+        ctx_fg, ctx_commit = docs.key, docs.resolve_commit(at)
+        resolved["contexts"] = {"feature_group": ctx_fg, "commit": ctx_commit, "as_of": at, "top_k": spec.top_k,
+                                "embedder": {"id": docs.info["embedder_id"], "fingerprint": docs.info["embedder_fingerprint"]}}
+    return b.Plan(records.key, resolved["records"]["commit"], until, ctx_fg, ctx_commit, spec.top_k, spec.split, spec.seed), resolved
+
+
+def create(store, spec: TrainingDatasetSpec | None = None, **kwargs) -> TrainingDataset:
+    """Build and store NAME:<next version>; see `TrainingDatasetSpec` for the fields."""
+    spec = spec or TrainingDatasetSpec(**kwargs)
+    the_plan, resolved = plan(store, spec)
+    source = encoding.resolve_model(store.home, spec.model)
+    enc = encoding.build_encoder(store.home, source, spec.prompt_template, spec.max_prompt_tokens, spec.max_answer_tokens)
+    built = b.build_examples(store, the_plan, enc)
+    lineage = {
+        "description": spec.description,
+        "sources": [{"role": "records", **resolved["records"]}] + ([{"role": "contexts", **resolved["contexts"]}] if "contexts" in resolved else []),
+        "records": resolved["records"], "contexts": resolved.get("contexts"),
+        "as_of": spec.as_of, "event_time_until": _iso(the_plan.event_time_until), "top_k": spec.top_k if spec.contexts else 0,
+        "encoder": encoding.encoder_lineage(enc, source), "seed": spec.seed, "split": spec.split,
+        "rows": built.stats, "skipped": built.skipped, "missing_context_ids": built.missing_context_ids, "spec": spec.model_dump(mode="json"),
+    }
+    return store.training_datasets.write(spec.name, built.rows, built.content_hash, lineage, enc)
+
+
+def plan_from_lineage(lin: dict) -> b.Plan:
+    from llmfti.sources.timeparse import parse_time
+
+    ctx = lin.get("contexts") or {}
+    return b.Plan(
+        records_fg=lin["records"]["feature_group"], records_commit=lin["records"]["commit"],
+        event_time_until=parse_time(lin["event_time_until"]) if lin.get("event_time_until") else None,
+        contexts_fg=ctx.get("feature_group"), contexts_commit=ctx.get("commit"), top_k=lin["top_k"], split=lin["split"], seed=lin["seed"],
+    )
+
+
+def recreate(ds: TrainingDataset) -> dict:
+    """Rebuild `ds` in memory from its lineage only; `identical` when the rebuilt examples AND the
+    stored table both hash to the recorded content hash. Otherwise names the first differing example."""
+    from llmfti.transforms.model_dependent.fingerprint import differences
+
+    store = ds.datasets.store
+    lin, e = ds.lineage, ds.lineage["encoder"]
+    enc = encoding.build_encoder(store.home, e["model"], e["template"], e["max_prompt_tokens"], e["max_answer_tokens"])
+    stored = ds.examples(columns=["example_id", "doc_id", "input_ids", "labels", "split"])
+    report = {"ref": ds.ref, "content_hash": ds.content_hash, "stored_content_hash": b.content_hash(stored), "rows": len(stored),
+              "encoder_fingerprint_ok": enc.fingerprint == e["fingerprint"]}
+    if not report["encoder_fingerprint_ok"]:
+        diff = {"encoder": differences(e["components"], enc.fingerprint_components)}
+        return {**report, "identical": False, "recreated_content_hash": None, "recreated_rows": None, "first_difference": diff}
+    built = b.build_examples(store, plan_from_lineage(lin), enc)
+    identical = built.content_hash == ds.content_hash == report["stored_content_hash"]
+    diff = None if identical else b.first_difference(stored, built.rows)
+    return {**report, "identical": identical, "recreated_content_hash": built.content_hash, "recreated_rows": len(built.rows), "first_difference": diff}
+
+
+__all__ = ["create", "plan", "plan_from_lineage", "recreate"]
