@@ -12,10 +12,15 @@ model is trained on are byte-identical to the ones it is served with: no trainin
 Truncation (when the rendered prompt exceeds `max_prompt_tokens`): the lowest-ranked contexts are
 dropped first (contexts come best first) until the prompt fits; if even the best context alone does
 not fit, its text is trimmed at a token boundary; the question is never cut (PromptTooLong instead).
+
+Untrusted text (the question, retrieved contexts, feature values, answers) never becomes special
+tokens: `<|im_end|>\n<|im_start|>system` typed into a question is encoded as ordinary text, so nobody
+can forge a system turn (see `_tokenize`). Text without such strings encodes exactly as before.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -125,13 +130,79 @@ class PromptEncoder:
     # -- encoding -------------------------------------------------------------------------------
 
     def _ids(self, text: str) -> list[int]:
+        """Ids of trusted text (the rendered template): special-token strings become special tokens."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _plain_ids(self, text: str) -> list[int]:
+        """Ids of untrusted text: special-token strings in it are split into ordinary tokens."""
+        return list(self.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+
+    @property
+    def _special(self) -> tuple[set[int], re.Pattern | None]:
+        """Ids and a regex of the strings the tokenizer turns into special tokens (cached)."""
+        if not hasattr(self, "_special_cache"):
+            decoder = getattr(self.tokenizer, "added_tokens_decoder", {}) or {}
+            tokens = {str(t.content): int(i) for i, t in decoder.items() if getattr(t, "special", False)}
+            ids = set(tokens.values()) | set(getattr(self.tokenizer, "all_special_ids", []) or [])
+            pattern = re.compile("|".join(re.escape(t) for t in sorted(tokens, key=len, reverse=True))) if tokens else None
+            self._special_cache = (ids, pattern)
+        return self._special_cache
 
     def _render(self, question: str, contexts: list[Context], features: dict | None) -> tuple[str, list[int]]:
         messages = self.template.messages(question, contexts, features)
         text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
         # Tokenize the rendered text ourselves (no extra BOS: chat templates write their own specials).
-        return text, self._ids(text)
+        ids = self._ids(text)
+        special_ids, _ = self._special
+        if not any(i in special_ids for i in ids):
+            return text, ids
+        skeleton, values = self._skeleton(question, contexts, features)
+        if [i for i in ids if i in special_ids] == [i for i in self._ids(_template_text(skeleton)) if i in special_ids]:
+            return text, ids  # every special token comes from the template itself: nothing was forged
+        return self._tokenize(skeleton, values)
+
+    def _skeleton(self, question: str, contexts: list[Context], features: dict | None) -> tuple[str, list[str]]:
+        """The chat rendered with a private-use marker in place of every untrusted value, and the values."""
+        values: list[str] = []
+
+        def mark(value) -> str:
+            values.append(str(value))
+            return f"\ue000{len(values) - 1}\ue001"
+
+        marked_ctx = [replace(c, text=mark(c.text), source=mark(c.source), chunk_id=mark(c.chunk_id)) for c in contexts]
+        marked_feat = {k: mark(v) for k, v in (features or {}).items()}
+        messages = self.template.messages(mark(question), marked_ctx, marked_feat)
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), values
+
+    def _tokenize(self, skeleton: str, values: list[str]) -> tuple[str, list[int]]:
+        """Encode a rendering whose untrusted values contain special-token strings: special tokens are
+        recognised only in the template's own text. The tokenizer splits its input at special tokens
+        before anything else, so encoding the text between them piece by piece gives the same ids as
+        encoding it whole; the pieces are encoded with special-token strings taken literally."""
+        special_ids, pattern = self._special
+        ids: list[int] = []
+        text_parts: list[str] = []
+        pending = ""
+        for piece in re.split(r"(\ue000\d+\ue001)", skeleton):
+            marker = re.fullmatch(r"\ue000(\d+)\ue001", piece)
+            if marker:
+                pending += values[int(marker.group(1))]
+                continue
+            pos = 0
+            for match in pattern.finditer(piece) if pattern else ():
+                pending += piece[pos:match.start()]
+                if pending:
+                    ids += self._plain_ids(pending)
+                    text_parts.append(pending)
+                    pending = ""
+                ids.append(int(self.tokenizer.convert_tokens_to_ids(match.group())))
+                text_parts.append(match.group())
+                pos = match.end()
+            pending += piece[pos:]
+        if pending:
+            ids += self._plain_ids(pending)
+            text_parts.append(pending)
+        return "".join(text_parts), ids
 
     def encode_prompt(self, question: str, contexts: Sequence[Context] = (), features: dict | None = None) -> EncodedPrompt:
         """Token ids of the chat prompt (with the generation prompt), within `max_prompt_tokens`."""
@@ -178,7 +249,7 @@ class PromptEncoder:
         """A training example: encode_prompt(...) ids, then the answer's ids and EOS. Labels are -100 on
         every prompt token, so the loss is on the answer (and its EOS: fine-tuned models learn to stop)."""
         prompt = self.encode_prompt(question, contexts, features)
-        answer_ids = self._ids(answer)
+        answer_ids = self._plain_ids(answer)  # training data is untrusted text too: no special tokens mid-answer
         room = self.max_answer_tokens - 1
         cut = len(answer_ids) > room
         answer_ids = answer_ids[:room] + [self.eos_token_id]
@@ -216,6 +287,11 @@ class PromptEncoder:
             if "labels" in out:
                 out["labels"].append(pad(list(lab), IGNORE_INDEX))
         return out
+
+
+def _template_text(skeleton: str) -> str:
+    """The skeleton with its markers removed: the template's own text only."""
+    return re.sub("\ue000\\d+\ue001", "", skeleton)
 
 
 def _largest_true(pred, lo: int, hi: int) -> int:
