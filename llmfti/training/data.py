@@ -97,8 +97,11 @@ def load_encoded_examples(
 ) -> tuple[list[dict], list[dict], DatasetInfo]:
     """(train, eval, info) from a list of dicts (described by `info`) or a .jsonl/.parquet path."""
     if isinstance(source, (str, Path)) and Path(source).is_file():
+        from llmfti.hashing import sha256_file
+
         path = Path(source)
-        rows, info = _read_file(path), DatasetInfo(ref=f"file:{path.resolve()}")
+        # The content hash goes into the checkpoint resume key: the same path with other data is other data.
+        rows, info = _read_file(path), DatasetInfo(ref=f"file:{path.resolve()}", extra={"content_sha256": sha256_file(path)})
         sidecar = path.with_suffix(path.suffix + ".meta.json")  # artifacts carry their config
         if sidecar.is_file():
             meta = json.loads(sidecar.read_text(encoding="utf-8"))

@@ -35,7 +35,8 @@ def lr_lambda(schedule: str, warmup: int, total: int):
 
 
 class Trainer:
-    def __init__(self, cfg, peft_model, train, evals, *, pad_id: int, device, run_dir, dataset_ref: str, dist=None, progress=True):
+    def __init__(self, cfg, peft_model, train, evals, *, pad_id: int, device, run_dir, dataset_ref: str, data_hash: str | None = None,
+                 dist=None, progress=True):
         import torch
 
         from llmfti.training.model_setup import build_loss_model, compile_layers
@@ -45,7 +46,7 @@ class Trainer:
         self.pad_id, self.device, self.run_dir = pad_id, device, Path(run_dir)
         self.dist = dist or distributed.Dist()
         self.progress = progress and self.dist.main
-        self.key = checkpoint.resume_key(cfg, dataset_ref)
+        self.key = checkpoint.resume_key(cfg, dataset_ref, data_hash)
         if cfg.gradient_checkpointing:
             peft_model.get_base_model().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if cfg.compile and device.type == "cuda":

@@ -92,7 +92,8 @@ def finetune(cfg, *, home=None, source=None, resume: bool = True, merge: bool | 
 
         run_dir = _shared_run_dir(cfg, home, resume, d)
         trainer = Trainer(cfg, peft_model, train, evals, pad_id=pad_id, device=device, run_dir=run_dir,
-                          dataset_ref=info.ref, dist=d, progress=progress)
+                          dataset_ref=info.ref, data_hash=info.extra.get("content_hash") or info.extra.get("content_sha256"),
+                          dist=d, progress=progress)
         metrics = trainer.fit(resume=resume)
         metrics.update(dropped_overlong=dropped, dropped_overlong_eval=dropped_eval, labels_end_with_eos=eos_share,
                        device=str(device), dtype=str(dtype).replace("torch.", ""), attn_implementation=attn)
