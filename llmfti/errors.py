@@ -1,6 +1,22 @@
-"""Errors that llmfti raises on purpose: each carries a message for humans and a CLI exit code."""
+"""Errors that llmfti raises on purpose: each carries a message for humans and a CLI exit code.
+
+`EXIT_CODES` is THE table of the CLI's exit codes (the README prints it; a test checks that every
+error class uses a code from it with the meaning it says)."""
 
 from __future__ import annotations
+
+EXIT_CODES: dict[int, str] = {
+    0: "success",
+    1: "a check did not pass (eval gate failed, replay differs, monitor alert) or an unexpected error",
+    2: "bad config, option, reference or input value (usage error)",
+    3: "not found: feature group, version, commit, tag, model, deployment, dataset, suite",
+    4: "incompatible: embedder, chunker or fingerprint mismatch; changed artifacts; no passing eval for a promotion",
+    5: "input quarantined, with --fail-on-quarantine",
+    6: "a training guard failed (the adapter changes nothing, the model never emits EOS)",
+    7: "generation did not finish within its timeout",
+    8: "the generation backend (an OpenAI-compatible server) failed or is unreachable",
+    130: "interrupted (Ctrl-C)",
+}
 
 
 class LlmftiError(Exception):

@@ -55,9 +55,15 @@ app.command("eval")(eval_cmd.eval_)
 def main() -> None:
     """Run the CLI. Usage errors, like library errors, honour --json: one JSON error document on stdout."""
     import json
+    import os
 
     from llmfti.errors import LlmftiError
+    from llmfti.logs import configure_logging
 
+    # Before transformers is imported anywhere: no "Loading weights" bars on every `ask` (LLMFTI_LOG_LEVEL=debug shows them).
+    if os.environ.get("LLMFTI_LOG_LEVEL", "").lower() != "debug":
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    configure_logging()
     try:  # typer >= 0.2x vendors its own click; older typers use click itself
         from typer._click import exceptions as cx
     except ImportError:  # pragma: no cover

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from llmfti.cli.output import console, emit, home_of
+from llmfti.cli.output import console, emit, home_of, table
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 deployments_app = typer.Typer(help="Inspect deployments: list, show, history.", no_args_is_help=True)
@@ -71,9 +71,7 @@ def list_(ctx: typer.Context, json_out: bool = JSON):
     rows = [_summary(r) for r in _store(ctx).list_active()]
 
     def render(d):
-        from rich.table import Table
-
-        t = Table("deployment", "version", "model", "feature group", "commit")
+        t = table("deployment", "version", "model", "feature group", "commit")
         for r in d["deployments"]:
             t.add_row(r["name"], str(r["version"]), r["model"], r["feature_group"] or "-", str(r["commit"]))
         console().print(t)
@@ -95,9 +93,7 @@ def history(ctx: typer.Context, name: str = typer.Argument(...), json_out: bool 
     rows = _store(ctx).history(name)
 
     def render(d):
-        from rich.table import Table
-
-        t = Table("at", "action", "version", "model", "feature group", "commit", "reason")
+        t = table("at", "action", "version", "model", "feature group", "commit", "reason")
         for r in d["history"]:
             t.add_row(str(r["at"]), r["action"], str(r["version"]), r["model"], r["feature_group"] or "-", str(r["commit"]), r["reason"])
         console().print(t)

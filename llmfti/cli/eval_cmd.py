@@ -13,7 +13,7 @@ from typing import Optional
 
 import typer
 
-from llmfti.cli.output import console, emit, home_of
+from llmfti.cli.output import console, emit, esc, home_of, table
 
 
 def eval_(
@@ -41,7 +41,7 @@ def eval_(
     err = console(stderr=True)
 
     def progress(i, n, case_id):
-        err.print(f"  [{i}/{n}] {case_id}", highlight=False)
+        err.print(f"  [{i}/{n}] {esc(case_id)}", highlight=False)
 
     err.print(f"eval {loaded.ref} ({len(loaded.cases)} cases) on {deployment}:{record['version']}")
     result = run_eval(store.home, loaded, record, progress=progress, store=not no_record)
@@ -55,17 +55,15 @@ def eval_(
 
 
 def _render(d: dict) -> None:
-    from rich.table import Table
-
     out = console()
-    t = Table("metric", "value", "threshold", "status")
+    t = table("metric", "value", "threshold", "status")
     for c in d["checks"]:
         value = "-" if c["value"] is None else f"{c['value']:.3f}"
         if c.get("lower") is not None:
             value += f" (CI lower {c['lower']:.3f})"
         t.add_row(c["metric"], value, f"{c['threshold']:.3f}", c["status"])
     out.print(t)
-    out.print(f"worst cases: {', '.join(d['worst_cases'])}")
+    out.print(f"worst cases: {esc(', '.join(d['worst_cases']))}")
     out.print(f"{d['suite']}@{d['suite_version']} on {d['deployment']}:{d['deployment_version']} (model {d['model']}, "
               f"feature group {d['feature_group']} @ commit {d['commit']}, tuple {d['tuple_key']}) in {d['duration_s']} s: "
               + ("[bold green]PASS[/]" if d["passed"] else f"[bold red]FAIL[/] ({', '.join(d['failing'])})"))

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from llmfti.cli.output import console, emit, esc, home_of
+from llmfti.cli.output import console, emit, esc, home_of, table
 
 app = typer.Typer(help="Read feature groups: list, show, history, tag, search, quarantine.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -35,10 +35,8 @@ def list_(ctx: typer.Context, json_out: bool = JSON):
         )
 
     def render(d):
-        from rich.table import Table
-
         rows = d["feature_groups"]
-        t = Table("feature group", "kind", "embedder", "rows", "latest commit", "description")
+        t = table("feature group", "kind", "embedder", "rows", "latest commit", "description")
         for g in rows:
             t.add_row(f"{g['name']}:{g['version']}", g["kind"], g["embedder"], str(g["rows"]), str(g["latest_commit"]), g["description"])
         console().print(t if rows else "no feature groups yet: llmfti ingest PATH --feature-group NAME")
@@ -73,10 +71,8 @@ def history(ctx: typer.Context, ref: str = REF, json_out: bool = JSON):
     rows = fg.history() if fg.has_data() else []
 
     def render(d):
-        from rich.table import Table
-
         items = d["commits"]
-        t = Table("commit", "ingested_at", "rows", "change", "tags", "run")
+        t = table("commit", "ingested_at", "rows", "change", "tags", "run")
         for h in items:
             t.add_row(str(h["commit"]), h["ingested_at"], str(h["rows"]), h["change"], ",".join(h["tags"]), h["run_id"] or "")
         console().print(t)
@@ -126,10 +122,8 @@ def quarantine(ctx: typer.Context, ref: str = REF, run: Optional[str] = typer.Op
     rows = fg.store.quarantine(fg.key, run)
 
     def render(d):
-        from rich.table import Table
-
         items = d["items"]
-        t = Table("run", "source", "reason", "detail")
+        t = table("run", "source", "reason", "detail")
         for q in items:
             t.add_row(q["run_id"], q["source"], q["reason"], q["detail"])
         console().print(t)

@@ -12,7 +12,7 @@ from typing import List
 
 import typer
 
-from llmfti.cli.output import console, emit, home_of
+from llmfti.cli.output import console, emit, esc, home_of
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout (progress goes to stderr).")
 
@@ -55,9 +55,9 @@ def _render(r: dict) -> None:
         out.print(f"  guards: adapter changes outputs (max delta {g.get('adapter_logit_delta', 0):.3g}); "
                   f"EOS in {g['eos']['with_eos']}/{g['eos']['probes']} probe generations")
         if g["eos"].get("warning"):
-            out.print(f"  [yellow]warning:[/] {g['eos']['warning']}")
+            out.print(f"  [yellow]warning:[/] {esc(g['eos']['warning'])}")
     reg = r["registration"]
     if reg.get("registered"):
         out.print(f"  registered as [bold]{reg.get('ref')}[/]")
     else:
-        out.print(f"  [yellow]not registered:[/] {reg.get('reason')}")
+        out.print(f"  [yellow]not registered:[/] {esc(reg.get('reason'))}")

@@ -15,7 +15,7 @@ from typing import Optional
 
 import typer
 
-from llmfti.cli.output import console, emit, home_of
+from llmfti.cli.output import console, emit, esc, home_of, table
 
 app = typer.Typer(help="Models: pull the embedded defaults, import base models, inspect and verify versions.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -79,7 +79,7 @@ def import_(
 
     def render(d):
         b = d["base_model"]
-        console().print(f"base model [bold]{b['name']}[/]: {b['status']} ({b['architecture']}, {b['parameters']} parameters, context {b['context_length']}) at {b['path']}")
+        console().print(f"base model [bold]{b['name']}[/]: {b['status']} ({b['architecture']}, {b['parameters']} parameters, context {b['context_length']}) at {esc(b['path'])}")
         if d["model_version"]:
             console().print(f"model version [bold]{d['model_version']['ref']}[/] serves it with prompt template {d['model_version']['prompt_template']}")
 
@@ -93,12 +93,10 @@ def list_(ctx: typer.Context, json_out: bool = JSON):
     data = {"base_models": [_base_summary(b) for b in reg.list_base_models()], "model_versions": [_short(mv) for mv in reg.list()]}
 
     def render(d):
-        from rich.table import Table
-
-        t = Table("base model", "architecture", "parameters", "context", "license", "source")
+        t = table("base model", "architecture", "parameters", "context", "license", "source")
         for b in d["base_models"]:
             t.add_row(b["name"], b["architecture"], str(b["parameters"]), str(b["context_length"]), b["license"] or "-", b["source"])
-        v = Table("model version", "status", "base", "adapter", "prompt", "dataset", "fingerprint")
+        v = table("model version", "status", "base", "adapter", "prompt", "dataset", "fingerprint")
         for m in d["model_versions"]:
             v.add_row(m["ref"], m["status"], m["base_model"], "yes" if m["adapter"] else "-", m["prompt_template"], m["training_dataset"] or "-", m["encoder_fingerprint"][:12])
         console().print(t if d["base_models"] else "no base models yet: llmfti models import SOURCE --name NAME")
@@ -147,7 +145,7 @@ def check(ctx: typer.Context, ref: str = REF, json_out: bool = JSON):
 
     def render(d):
         for item in d["checks"]:
-            console().print(f"[green]ok[/]   {item['check']}" if item["ok"] else f"[red]FAIL[/] {item['check']}: {item['detail']}")
+            console().print(f"[green]ok[/]   {item['check']}" if item["ok"] else f"[red]FAIL[/] {item['check']}: {esc(item['detail'])}")
         console().print(f"[bold]{d['ref']}[/]: all checks passed")
 
     emit(report.to_dict(), json_out, render)

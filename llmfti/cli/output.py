@@ -39,6 +39,19 @@ def esc(value) -> str:
     return escape(str(value))
 
 
+def table(*columns: str):
+    """A rich Table whose cells are plain text: stored text (questions, documents, model output, file
+    names) is shown as is and never parsed as markup, so `[/x]` in a log row cannot crash a listing."""
+    from rich.table import Table
+    from rich.text import Text
+
+    class PlainTable(Table):
+        def add_row(self, *cells, **kwargs):
+            super().add_row(*(c if isinstance(c, Text) else Text("" if c is None else str(c)) for c in cells), **kwargs)
+
+    return PlainTable(*columns)
+
+
 def fail(exc, json_mode: bool) -> None:
     """Print an LlmftiError and exit with its code: JSON on stdout (with --json) and text on stderr."""
     if json_mode:

@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from llmfti.cli.output import console, emit, esc, home_of
+from llmfti.cli.output import console, emit, esc, home_of, table
 
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 
@@ -106,9 +106,7 @@ def logs(
         log.close()
 
     def render(d):
-        from rich.table import Table
-
-        t = Table("time", "request", "status", "commit", "total ms", "request", "output")
+        t = table("time", "request", "status", "commit", "total ms", "request", "output")
         for r in d["rows"]:
             t.add_row(str(r["time"])[:23], r["request_id"][:12], r["status"], str(r["commit"]), str((r["timings_ms"] or {}).get("total", "")),
                       str(r["request"])[:40], (r["output"] or r["error"] or "")[:50])

@@ -12,7 +12,7 @@ from typing import Optional
 
 import typer
 
-from llmfti.cli.output import console, emit, home_of
+from llmfti.cli.output import console, emit, esc, home_of, table
 
 app = typer.Typer(help="Training datasets: create, show, list, recreate.", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
@@ -80,9 +80,7 @@ def list_(ctx: typer.Context, json_out: bool = JSON):
                       "encoder_fingerprint": d["encoder"]["fingerprint"], "content_hash": ds.content_hash, "created_at": d["created_at"]})
 
     def render(data):
-        from rich.table import Table
-
-        t = Table("dataset", "records", "contexts", "rows", "encoder", "content hash", "created")
+        t = table("dataset", "records", "contexts", "rows", "encoder", "content hash", "created")
         for i in data["training_datasets"]:
             r, c = i["records"], i["contexts"]
             t.add_row(i["ref"], f"{r['feature_group']}@{r['commit']}", f"{c['feature_group']}@{c['commit']}" if c else "-", str(i["rows"]),
@@ -108,7 +106,7 @@ def recreate(ctx: typer.Context, ref: str = REF, json_out: bool = JSON):
             out.print(f"[bold]{r['ref']}[/] recreated identically ({r['recreated_rows']} examples, content hash {r['content_hash'][:16]})")
         else:
             out.print(f"[bold red]{r['ref']} differs[/]: recorded {r['content_hash'][:16]}, recreated {str(r['recreated_content_hash'])[:16]}")
-            out.print(f"  first difference: {r['first_difference']}")
+            out.print(f"  first difference: {esc(r['first_difference'])}")
 
     emit(report, json_out, render)
     if not report["identical"]:
@@ -118,7 +116,7 @@ def recreate(ctx: typer.Context, ref: str = REF, json_out: bool = JSON):
 def _render(d: dict) -> None:
     out = console()
     rows, e = d["rows"], d["encoder"]
-    out.print(f"[bold]{d['ref']}[/] {d['description']}  created {d['created_at']}  table {d['table']}")
+    out.print(f"[bold]{d['ref']}[/] {esc(d['description'])}  created {d['created_at']}  table {d['table']}")
     r = d["records"]
     out.print(f"  records: {r['feature_group']} @ commit {r['commit']}" + (f" (as of {r['as_of']})" if r["as_of"] else "")
               + (f", event_time <= {d['event_time_until']}" if d["event_time_until"] else ""))
