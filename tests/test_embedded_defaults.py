@@ -29,10 +29,14 @@ def test_pull_defaults_is_idempotent(home):
     from llmfti.home import ProjectHome
     from llmfti.registry.defaults import pull_defaults
 
-    first = pull_defaults(ProjectHome.at(home))
-    assert {m["status"] for m in first} <= {"pulled", "imported", "present"}
+    first = pull_defaults(ProjectHome.at(home))  # a fresh home: both models are brought in
+    assert {m["name"]: m["status"] for m in first} == {"all-MiniLM-L6-v2": "pulled", "SmolLM2-135M-Instruct": "imported"}
+    gen_files = {p.name: p.stat().st_mtime_ns for p in (ProjectHome.at(home).models_dir / "base" / "SmolLM2-135M-Instruct").iterdir()}
     second = pull_defaults(ProjectHome.at(home))
     assert {m["status"] for m in second} == {"present"}
+    assert second[1]["model_version"] == first[1]["model_version"]  # no second version registered
+    # ... and nothing was rewritten: idempotent means untouched, not re-imported into the same place
+    assert {p.name: p.stat().st_mtime_ns for p in (ProjectHome.at(home).models_dir / "base" / "SmolLM2-135M-Instruct").iterdir()} == gen_files
     gen = ProjectHome.at(home).models_dir / "base" / "SmolLM2-135M-Instruct"
     assert (gen / "model.safetensors").is_file() and (gen / "tokenizer_config.json").is_file()
 

@@ -78,7 +78,8 @@ def test_cli_finetune_json_and_merge(tmp_path, home):
     assert doc["metrics"]["steps"] == 2 and doc["merged_dir"]
     assert (Path(doc["merged_dir"]) / "config.json").is_file()
     assert (Path(doc["adapter_dir"]) / "llmfti_training.json").is_file()
-    assert "registered" in doc["registration"]
+    # A bare JSONL records no prompt encoder: training finishes, registration is refused with the reason.
+    assert doc["registration"]["registered"] is False and "no prompt encoder" in doc["registration"]["reason"]
 
 
 @pytest.mark.integration

@@ -182,7 +182,9 @@ def test_status_evals_and_status_refs(reg):
 
 
 def test_model_card_contains_lineage_metrics_and_evals(reg, tiny):
+    lineage_in = {"ref": "qa:3", "records": {"feature_group": "qa:1", "commit": 7}, "contexts": {"feature_group": "docs:1", "commit": 12}}
     mv = reg.register_version("card", base_model="tiny", adapter_dir=str(tiny["adapter"]), encoder=_encoder(), training_dataset="qa:3",
+                              dataset_lineage=lineage_in,
                               metrics={"eval_loss": 0.9}, config={"intended_use": "Answering Python questions.", "lora_r": 4})
     reg.record_eval(mv.ref, {"suite": "python-qa", "passed": False, "metrics": {"answer_relevancy": 0.7}})
     md = reg.model_card(mv.ref)
@@ -190,7 +192,12 @@ def test_model_card_contains_lineage_metrics_and_evals(reg, tiny):
                    reg.get_base("tiny")["weights_sha256"], "eval_loss", "answer_relevancy", "## Limitations", mv.encoder_fingerprint, "lora_r"):
         assert needle in md, needle
     lineage = reg.describe(mv.ref)
-    assert lineage["lineage"]["training_dataset"]["ref"] == "qa:3" and lineage["base"]["name"] == "tiny"
+    ds = lineage["lineage"]["training_dataset"]
+    assert ds == {"ref": "qa:3", "resolved": True, "dataset": lineage_in} and lineage["base"]["name"] == "tiny"
+    assert '"commit": 12' in md  # the feature-group commits the data came from are in the card
+    # A reference without its lineage is recorded as unresolved, never passed off as resolved.
+    bare = reg.register_version("card", base_model="tiny", encoder=_encoder(), training_dataset="nope:1")
+    assert reg.describe(bare.ref)["lineage"]["training_dataset"]["resolved"] is False
 
 
 def test_concurrent_registrations_in_threads_get_distinct_versions(reg):
