@@ -109,14 +109,35 @@ def _existing_hashes(fg) -> dict[str, str]:
     return dict(zip(arrow.column("doc_id").to_pylist(), arrow.column("doc_hash").to_pylist()))
 
 
-def _records_of_quarantined_files(fg, quarantined: list[QuarantineItem]) -> set[str]:
-    """Doc ids stored from a JSONL file that is quarantined as a whole this run (unreadable, over-size...):
-    its records are unknown now, so --sync must keep the ones stored before."""
-    files = [q.source for q in quarantined if q.doc_id is None and q.source.endswith(".jsonl")]
-    if not files or not fg.has_data():
-        return set()
-    where = " OR ".join(f"source LIKE {sql_quote(f + ':%')}" for f in files)
-    return set(fg.table().search().where(where).select(["doc_id"]).limit(None).to_arrow().column("doc_id").to_pylist())
+def _protected_doc_ids(fg, quarantined: list[QuarantineItem], existing: dict[str, str]) -> set[str]:
+    """Stored doc ids that --sync must keep because this run could not read what would replace them:
+    quarantined documents (by id), every record of a JSONL file with any quarantined line (a bad line's
+    id is unknown), and everything under an unreadable directory. Matched in Python on relative ids and
+    sources, so `_` or `%` in a file name are plain characters and the working directory does not matter."""
+    protected = {q.doc_id for q in quarantined if q.doc_id}
+    files = {q.file for q in quarantined if q.file is not None}
+    prefixes = {q.prefix for q in quarantined if q.prefix is not None}
+    if not (files or prefixes) or not existing:
+        return protected
+    id_scopes = tuple(prefixes) + tuple(f + "#" for f in files)  # hash ids of records are "<file>#<hash>"
+    source_scopes = tuple(prefixes) + tuple(f + ":" for f in files)  # record sources are "<file>:<line>"
+    protected |= {d for d in existing if d.startswith(id_scopes)}
+    for doc_id, source in _stored_sources(fg):
+        if _within(source, source_scopes):
+            protected.add(doc_id)
+    return protected
+
+
+def _stored_sources(fg) -> set[tuple[str, str]]:
+    arrow = fg.table().search().select(["doc_id", "source"]).limit(None).to_arrow()
+    return set(zip(arrow.column("doc_id").to_pylist(), arrow.column("source").to_pylist()))
+
+
+def _within(source: str, scopes: tuple[str, ...]) -> bool:
+    """Whether a stored source lies in one of `scopes` (paths relative to the ingest root). Rows written
+    before sources were stored relative hold the path as given then, which ends with the relative path:
+    matching that too may keep a row too many, never deletes one too many."""
+    return source.startswith(scopes) or any("/" + scope in source for scope in scopes)
 
 
 def _chunk_rows(docs: list[tuple[SourceDocument, str, str]], chunker, kind: str, run_id: str, ingested_at: datetime) -> tuple[list[dict], list[str]]:
@@ -214,7 +235,7 @@ def ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, sync: b
             continue
         text = clean_text(item.text)
         if not text.strip():
-            quarantined.append(QuarantineItem(item.source, "empty", "no text after cleaning", doc_id=item.doc_id))
+            quarantined.append(QuarantineItem(item.path or item.source, "empty", "no text after cleaning", doc_id=item.doc_id, file=item.file))
             continue
         docs.append((item, text, doc_hash(item, text)))
     summary.documents["seen"] = len(docs) + len(quarantined)
@@ -230,7 +251,7 @@ def ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, sync: b
     if sync:
         present = {d[0].doc_id for d in docs}
         # A document that is quarantined this run keeps its last good chunks: nothing is lost to bad input.
-        protected = {q.doc_id for q in quarantined if q.doc_id} | _records_of_quarantined_files(fg, quarantined)
+        protected = _protected_doc_ids(fg, quarantined, existing)
         deleted = sorted(doc_id for doc_id in existing if doc_id not in present and doc_id not in protected)
         summary.documents["deleted"] = len(deleted)
 

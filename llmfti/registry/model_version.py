@@ -9,12 +9,13 @@ from pathlib import Path
 
 from llmfti.errors import ConfigError
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# \A...\Z and fullmatch: `match` with `$` also accepts a trailing newline ("name\n").
+NAME_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,127}\Z")
 STATUSES = ("registered", "staging", "production", "archived")
 
 
 def check_name(name: str) -> str:
-    if not NAME_RE.match(name or ""):
+    if not NAME_RE.fullmatch(name or ""):
         raise ConfigError(f"invalid model name {name!r}: use letters, digits, '_', '-', '.' (no '/' or ':')")
     return name
 

@@ -3,6 +3,7 @@ kept as markdown `#` lines so the chunker can follow the document's structure.""
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 from html.parser import HTMLParser
@@ -15,17 +16,36 @@ class UnparseableError(ValueError):
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.S)
 
 
+@functools.lru_cache(maxsize=1)
+def _no_alias_loader():
+    """A SafeLoader that refuses YAML aliases: each `*alias` re-uses a whole node, so a few hundred
+    bytes of nested aliases ("billion laughs") expand to gigabytes once the metadata is stringified."""
+    import yaml
+
+    class NoAliasLoader(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.AliasEvent):
+                mark = self.peek_event().start_mark
+                raise UnparseableError(f"front matter uses a YAML alias (line {mark.line + 1}); aliases are not allowed")
+            return super().compose_node(parent, index)
+
+    return NoAliasLoader
+
+
 def split_front_matter(text: str) -> tuple[str, dict]:
-    """Markdown YAML front matter (`---` ... `---`) becomes metadata (e.g. `date:` -> event time)."""
+    """Markdown YAML front matter (`---` ... `---`) becomes metadata (e.g. `date:` -> event time).
+    YAML aliases are refused (UnparseableError), see `_no_alias_loader`."""
     match = _FRONT_MATTER.match(text)
     if not match:
         return text, {}
     import yaml
 
     try:
-        meta = yaml.safe_load(match.group(1)) or {}
+        meta = yaml.load(match.group(1), Loader=_no_alias_loader()) or {}
     except yaml.YAMLError as exc:
         raise UnparseableError(f"invalid front matter: {exc}") from exc
+    except RecursionError:  # the composer recurses per nesting level: `[[[[...` thousands deep
+        raise UnparseableError("invalid front matter: nested too deeply") from None
     if not isinstance(meta, dict):
         raise UnparseableError("front matter is not a mapping")
     return text[match.end():], meta

@@ -4,72 +4,59 @@
 Supported: .md .markdown .txt .rst .html .htm .pdf .jsonl. Directories recurse (hidden entries are
 skipped), globs expand. A document's id is its path relative to the directory it was found under
 (or its file name), so the same corpus gets the same ids from any working directory. JSONL records
-use their `id` field, else `<file>#<hash of text>`.
+use their `id` field, else `<file>#<hash of text>`. A document's `source` is relative the same way
+(`<file>:<line>` for JSONL records): it is stored and shown in citations, so it never holds a
+server path. Quarantine items keep the path as given, for the operator.
+
+Discovery (`llmfti.sources.discovery`) reports unreadable directories, broken symlinks, loops and
+FIFOs as quarantine items instead of skipping them.
 """
 
 from __future__ import annotations
 
-import glob
 import json
-from dataclasses import dataclass, field
+import os
+import stat
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterator
 
-from llmfti.errors import ConfigError
 from llmfti.hashing import sha256_text
+from llmfti.sources.discovery import discover_files, file_type
 from llmfti.sources.formats import UnparseableError, html_to_text, pdf_to_text, rst_to_markdown, split_front_matter
-from llmfti.sources.timeparse import parse_time
+from llmfti.sources.items import QuarantineItem, SourceDocument
+from llmfti.sources.timeparse import TimeOutOfRange, parse_time
 
 TEXT_SUFFIXES = {".md", ".markdown", ".txt", ".rst"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | {".html", ".htm", ".pdf", ".jsonl"}
 EVENT_TIME_KEYS = ("event_time", "date", "published", "updated", "created")
+# Metadata is copied onto every chunk of a document: a bound keeps one file from bloating the table.
+MAX_METADATA_BYTES = 64 * 1024
 
 
-@dataclass
-class SourceDocument:
-    doc_id: str
-    source: str
-    text: str
-    event_time: datetime
-    metadata: dict = field(default_factory=dict)
-    # Whether event_time came from the document itself (it then counts as content for change detection)
-    event_time_explicit: bool = False
-    fields: dict = field(default_factory=dict)  # extra typed fields of a record (question, answer, ...)
+class _Bad(Exception):
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
 
 
-@dataclass
-class QuarantineItem:
-    source: str
-    reason: str  # one of: empty, binary, undecodable, over-size, unparseable, bad-record, unsupported-type, duplicate-id
-    detail: str = ""
-    raw: str = ""  # the offending record (truncated), for JSONL lines
-    doc_id: str | None = None  # when known: a bad new version of a stored document must not delete it
+# ---------------------------------------------------------------------------------------------- reading
 
 
-def discover_files(paths: list[str]) -> list[tuple[Path, Path]]:
-    """(root, file) pairs for every file under the given paths, globs expanded, sorted for determinism.
-    A path that does not exist (and matches no glob) is a usage error, raised before any work."""
-    found: list[tuple[Path, Path]] = []
-    for raw in paths:
-        p = Path(raw).expanduser()
-        if p.exists():
-            matches = [p]
-        elif any(c in raw for c in "*?["):
-            matches = [Path(m) for m in sorted(glob.glob(str(p), recursive=True))]
-            if not matches:
-                raise ConfigError(f"no files match {raw!r}")
-        else:
-            raise ConfigError(f"source not found: {raw}")
-        for m in matches:
-            if m.is_dir():
-                for f in sorted(m.rglob("*")):
-                    rel = f.relative_to(m)
-                    if f.is_file() and not any(part.startswith(".") for part in rel.parts):
-                        found.append((m, f))
-            elif m.is_file():
-                found.append((m.parent, m))
-    return found
+def _read_regular(path: Path, max_bytes: int) -> tuple[bytes, float]:
+    """The bytes and mtime of a regular file of at most `max_bytes`. Opened without blocking and checked
+    once open, so a file swapped for a FIFO after discovery cannot hang the run. OSError: unreadable."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    with open(fd, "rb") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise _Bad("not-a-regular-file", file_type(st.st_mode))
+        if st.st_size > max_bytes:
+            raise _Bad("over-size", f"{st.st_size} bytes > max_file_bytes {max_bytes}")
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:  # it grew while we read it
+        raise _Bad("over-size", f"more than max_file_bytes {max_bytes}")
+    return data, st.st_mtime
 
 
 def _event_time(meta: dict, fallback: datetime) -> tuple[datetime, bool]:
@@ -88,41 +75,45 @@ def _decode(data: bytes) -> str:
         raise _Bad("undecodable", f"not valid UTF-8 at byte {exc.start}") from None
 
 
-class _Bad(Exception):
-    def __init__(self, reason: str, detail: str):
-        super().__init__(detail)
-        self.reason, self.detail = reason, detail
+def _flat_metadata(meta: dict, reason: str) -> dict:
+    """Scalars as they are, anything else as its string; keys as strings (mixed key types cannot be
+    sorted when hashed). Refused as `reason` past MAX_METADATA_BYTES serialized."""
+    flat = {str(k): (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in meta.items()}
+    size = len(json.dumps(flat, sort_keys=True, default=str).encode())
+    if size > MAX_METADATA_BYTES:
+        raise _Bad(reason, f"metadata is {size} bytes serialized > {MAX_METADATA_BYTES}")
+    return flat
+
+
+def _parse(data: bytes, suffix: str) -> tuple[str, dict]:
+    """Text and metadata of one file's bytes, by its type."""
+    if suffix == ".pdf":
+        return pdf_to_text(data)
+    text = _decode(data)
+    if suffix in (".html", ".htm"):
+        return html_to_text(text)
+    if suffix in (".md", ".markdown"):
+        return split_front_matter(text)
+    if suffix == ".rst":
+        return rst_to_markdown(text), {}
+    return text, {}
 
 
 def _load_file(root: Path, path: Path, max_bytes: int) -> SourceDocument:
-    size = path.stat().st_size
-    if size > max_bytes:
-        raise _Bad("over-size", f"{size} bytes > max_file_bytes {max_bytes}")
-    data = path.read_bytes()
+    data, mtime = _read_regular(path, max_bytes)
     if not data.strip():
         raise _Bad("empty", "file is empty")
-    suffix = path.suffix.lower()
-    meta: dict = {}
     try:
-        if suffix == ".pdf":
-            text, meta = pdf_to_text(data)
-        else:
-            text = _decode(data)
-            if suffix in (".html", ".htm"):
-                text, meta = html_to_text(text)
-            elif suffix in (".md", ".markdown"):
-                text, meta = split_front_matter(text)
-            elif suffix == ".rst":
-                text = rst_to_markdown(text)
-        mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
-        event_time, explicit = _event_time(meta, mtime)
+        text, meta = _parse(data, path.suffix.lower())
+        event_time, explicit = _event_time(meta, datetime.fromtimestamp(mtime, tz=timezone.utc))
     except UnparseableError as exc:
         raise _Bad("unparseable", str(exc)) from None
-    except ValueError as exc:
+    except TimeOutOfRange as exc:
+        raise _Bad("unparseable", f"date in metadata out of range: {exc}") from None
+    except (ValueError, TypeError) as exc:
         raise _Bad("unparseable", f"bad date in metadata: {exc}") from None
     doc_id = path.relative_to(root).as_posix()
-    meta = {k: (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in meta.items()}
-    return SourceDocument(doc_id, str(path), text, event_time, meta, explicit)
+    return SourceDocument(doc_id, doc_id, text, event_time, _flat_metadata(meta, "over-size"), explicit, path=str(path))
 
 
 def _check_record(obj, required: dict[str, tuple]) -> None:
@@ -145,19 +136,48 @@ DOCUMENT_FIELDS = {"text": ("text",)}
 RECORD_FIELDS = {"question": ("question", "instruction"), "answer": ("answer",)}
 
 
-def _load_jsonl(root: Path, path: Path, max_bytes: int, kind: str) -> Iterator[SourceDocument | QuarantineItem]:
-    size = path.stat().st_size
-    if size > max_bytes:
-        yield QuarantineItem(str(path), "over-size", f"{size} bytes > max_file_bytes {max_bytes}")
-        return
+def _parse_record(line: str, required: dict[str, tuple]) -> dict:
     try:
-        content = _decode(path.read_bytes())
-    except _Bad as bad:
-        yield QuarantineItem(str(path), bad.reason, bad.detail)
-        return
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise _Bad("bad-record", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+    except RecursionError:  # `[[[[...` nested past the interpreter's limit
+        raise _Bad("bad-record", "invalid JSON: nested too deeply") from None
+    _check_record(obj, required)
+    return obj
+
+
+def _record(obj: dict, rel: str, lineno: int, where: str, mtime: datetime, kind: str) -> SourceDocument:
+    meta = _flat_metadata(obj.get("metadata") or {}, "bad-record")
+    try:
+        event_time, explicit = _event_time({"event_time": obj.get("event_time")}, mtime)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise _Bad("bad-record", f"bad event_time {obj.get('event_time')!r}: {exc}") from None
+    if kind == "records":
+        question = obj.get("question", obj.get("instruction"))
+        fields = {"question": question, "answer": obj["answer"], "context_ids": obj.get("context_ids") or []}
+        if not isinstance(fields["context_ids"], list) or not all(isinstance(c, str) for c in fields["context_ids"]):
+            raise _Bad("bad-record", "field 'context_ids' must be a list of strings")
+        text = question + "\n\n" + obj["answer"]
+    else:
+        fields, text = {}, obj["text"]
+    doc_id = str(obj["id"]) if "id" in obj else f"{rel}#{sha256_text(text)[:12]}"
+    return SourceDocument(doc_id, f"{rel}:{lineno}", text, event_time, meta, explicit, fields, path=where, file=rel)
+
+
+def _load_jsonl(root: Path, path: Path, max_bytes: int, kind: str) -> Iterator[SourceDocument | QuarantineItem]:
     rel = path.relative_to(root).as_posix()
+    try:
+        data, mtime = _read_regular(path, max_bytes)
+        content = _decode(data)
+    except _Bad as bad:
+        yield QuarantineItem(str(path), bad.reason, bad.detail, file=rel)
+        return
+    except OSError as exc:  # unreadable, or gone since discovery
+        yield QuarantineItem(str(path), "unreadable", exc.strerror or str(exc), file=rel)
+        return
     required = RECORD_FIELDS if kind == "records" else DOCUMENT_FIELDS
-    mtime = datetime.fromtimestamp(path.stat().st_mtime, tz=timezone.utc)
+    mtime_dt = datetime.fromtimestamp(mtime, tz=timezone.utc)
     seen_any = False
     for lineno, line in enumerate(content.split("\n"), start=1):
         if not line.strip():
@@ -165,57 +185,43 @@ def _load_jsonl(root: Path, path: Path, max_bytes: int, kind: str) -> Iterator[S
         seen_any = True
         where = f"{path}:{lineno}"
         try:
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise _Bad("bad-record", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
-            _check_record(obj, required)
-            meta = obj.get("metadata") or {}
-            try:
-                event_time, explicit = _event_time({"event_time": obj.get("event_time")}, mtime)
-            except (ValueError, TypeError, OverflowError) as exc:
-                raise _Bad("bad-record", f"bad event_time {obj.get('event_time')!r}: {exc}") from None
-            if kind == "records":
-                question = obj.get("question", obj.get("instruction"))
-                fields = {"question": question, "answer": obj["answer"], "context_ids": obj.get("context_ids") or []}
-                if not isinstance(fields["context_ids"], list) or not all(isinstance(c, str) for c in fields["context_ids"]):
-                    raise _Bad("bad-record", "field 'context_ids' must be a list of strings")
-                text = question + "\n\n" + obj["answer"]
-            else:
-                fields, text = {}, obj["text"]
-            doc_id = str(obj["id"]) if "id" in obj else f"{rel}#{sha256_text(text)[:12]}"
-            yield SourceDocument(doc_id, where, text, event_time, meta, explicit, fields)
+            yield _record(_parse_record(line, required), rel, lineno, where, mtime_dt, kind)
         except _Bad as bad:
-            yield QuarantineItem(where, bad.reason, bad.detail, raw=line[:2000])
+            yield QuarantineItem(where, bad.reason, bad.detail, raw=line[:2000], file=rel)
     if not seen_any:
-        yield QuarantineItem(str(path), "empty", "no records")
+        yield QuarantineItem(str(path), "empty", "no records", file=rel)
+
+
+def _load_one(root: Path, path: Path, max_file_bytes: int, kind: str) -> Iterator[SourceDocument | QuarantineItem]:
+    """The documents or quarantine items of one discovered file."""
+    suffix = path.suffix.lower()
+    rel = path.relative_to(root).as_posix()
+    if suffix not in SUPPORTED_SUFFIXES:
+        yield QuarantineItem(str(path), "unsupported-type", f"{suffix or 'no extension'} is not one of {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+    elif kind == "records" and suffix != ".jsonl":
+        yield QuarantineItem(str(path), "unsupported-type", "records feature groups read .jsonl only")
+    elif suffix == ".jsonl":
+        yield from _load_jsonl(root, path, max_file_bytes, kind)
+    else:
+        try:
+            yield _load_file(root, path, max_file_bytes)
+        except _Bad as bad:
+            yield QuarantineItem(str(path), bad.reason, bad.detail, doc_id=rel)
+        except OSError as exc:
+            yield QuarantineItem(str(path), "unreadable", exc.strerror or str(exc), doc_id=rel)
 
 
 def load_sources(paths: list[str], *, max_file_bytes: int, kind: str = "documents") -> Iterator[SourceDocument | QuarantineItem]:
     """Yield a document or a quarantine item for every file (and JSONL line) found under `paths`."""
     seen: dict[str, str] = {}
-    for root, path in discover_files(paths):
-        suffix = path.suffix.lower()
-        if suffix not in SUPPORTED_SUFFIXES:
-            yield QuarantineItem(str(path), "unsupported-type", f"{suffix or 'no extension'} is not one of {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+    for found in discover_files(paths):
+        if isinstance(found, QuarantineItem):
+            yield found
             continue
-        if kind == "records" and suffix != ".jsonl":
-            yield QuarantineItem(str(path), "unsupported-type", "records feature groups read .jsonl only")
-            continue
-        if suffix == ".jsonl":
-            items = _load_jsonl(root, path, max_file_bytes, kind)
-        else:
-            doc_id = path.relative_to(root).as_posix()
-            try:
-                items = iter([_load_file(root, path, max_file_bytes)])
-            except _Bad as bad:
-                items = iter([QuarantineItem(str(path), bad.reason, bad.detail, doc_id=doc_id)])
-            except OSError as exc:
-                items = iter([QuarantineItem(str(path), "unreadable", str(exc), doc_id=doc_id)])
-        for item in items:
+        for item in _load_one(*found, max_file_bytes, kind):
             if isinstance(item, SourceDocument):
                 if item.doc_id in seen:
-                    item = QuarantineItem(item.source, "duplicate-id", f"doc id {item.doc_id!r} already read from {seen[item.doc_id]}")
+                    item = QuarantineItem(item.path, "duplicate-id", f"doc id {item.doc_id!r} already read from {seen[item.doc_id]}", file=item.file)
                 else:
-                    seen[item.doc_id] = item.source
+                    seen[item.doc_id] = item.path
             yield item

@@ -5,9 +5,15 @@ from __future__ import annotations
 from datetime import date, datetime, timezone
 
 
+class TimeOutOfRange(ValueError):
+    """A well-formed time that has no UTC equivalent in Python's datetime range (years 1..9999),
+    e.g. 0001-01-01T00:00:00+01:00. A ValueError, so every caller that rejects bad times rejects it."""
+
+
 def parse_time(value) -> datetime:
     """ISO-8601 string (date or datetime, 'Z' allowed), epoch seconds, date or datetime -> aware UTC.
-    Naive values are taken as UTC. Raises ValueError on anything else."""
+    Naive values are taken as UTC. Raises ValueError (TimeOutOfRange for times out of range) on
+    anything else, never OverflowError."""
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, date):
@@ -16,7 +22,7 @@ def parse_time(value) -> datetime:
         try:
             dt = datetime.fromtimestamp(float(value), tz=timezone.utc)
         except (OverflowError, OSError, ValueError) as exc:  # out-of-range epochs are bad input, not crashes
-            raise ValueError(f"time out of range: {value!r}") from exc
+            raise TimeOutOfRange(f"time out of range: {value!r}") from exc
     elif isinstance(value, str) and value.strip():
         text = value.strip()
         if text.endswith("Z"):
@@ -26,7 +32,10 @@ def parse_time(value) -> datetime:
         raise ValueError(f"not a time: {value!r}")
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=timezone.utc)
-    return dt.astimezone(timezone.utc)
+    try:
+        return dt.astimezone(timezone.utc)
+    except OverflowError as exc:  # the UTC shift crosses year 1 or year 9999
+        raise TimeOutOfRange(f"time out of range: {value!r} has no UTC equivalent between years 1 and 9999") from exc
 
 
 def utcnow() -> datetime:

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from llmfti.errors import ConfigError, NotFoundError
-from llmfti.sources.timeparse import parse_time
+from llmfti.sources.timeparse import TimeOutOfRange, parse_time
 from llmfti.tables import table_names
 
 
@@ -107,6 +107,8 @@ class FeatureGroup:
             return tags[as_of]
         try:
             when = parse_time(as_of)
+        except TimeOutOfRange as exc:  # a valid time, but no commit can be compared with it: a usage error
+            raise ConfigError(f"as-of {as_of!r} is out of range: {exc}") from None
         except (ValueError, TypeError):
             raise NotFoundError(f"{as_of!r} is neither a commit, a tag of {self.key}, nor an ISO-8601 time") from None
         eligible = [v["commit"] for v in log if v["timestamp"] <= when]

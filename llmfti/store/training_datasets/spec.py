@@ -35,7 +35,7 @@ class TrainingDatasetSpec(StrictModel):
     def _name(cls, v: str) -> str:
         from llmfti.store.names import NAME_RE
 
-        if not NAME_RE.match(v) or "__" in v:
+        if not NAME_RE.fullmatch(v) or "__" in v:
             raise ValueError(f"invalid dataset name {v!r}: letters, digits, '_', '-', '.' (max 63, no '__')")
         return v
 
