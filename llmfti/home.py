@@ -53,8 +53,10 @@ class ProjectHome:
 
     def connect(self):
         """Open the LanceDB database (imports lancedb lazily)."""
-        # Lance's Rust logger prints deprecation chatter for internal hybrid-search sub-queries;
-        # keep stderr for our own progress and errors unless the user asked for Lance logs.
+        # Lance's Rust logger prints deprecation chatter for internal hybrid-search sub-queries (it reads
+        # LANCEDB_LOG when lancedb is first imported); keep stderr for our own progress and errors unless
+        # the user asked for Lance logs.
+        os.environ.setdefault("LANCEDB_LOG", "error")
         os.environ.setdefault("LANCE_LOG", "error")
         import lancedb
 
