@@ -37,7 +37,12 @@ class FeatureStore:
         return self._tables[name]
 
     def _meta_rows(self, where: str | None = None) -> list[dict[str, Any]]:
-        return self.system_table(FG_META).query(where)
+        # One row per key, the first created: a duplicate left by a racing first ingest (see
+        # register_meta) never shows as a second version.
+        first: dict[str, dict] = {}
+        for row in sorted(self.system_table(FG_META).query(where), key=lambda r: (r["created_at"], r["embedder_fingerprint"] or "")):
+            first.setdefault(row["key"], row)
+        return list(first.values())
 
     def list_groups(self) -> list[dict[str, Any]]:
         rows = self._meta_rows()
@@ -50,8 +55,27 @@ class FeatureStore:
         rows = self._meta_rows(f"key = {sql_quote(f'{name}:{version}')}")
         return rows[0] if rows else None
 
-    def register_meta(self, row: dict[str, Any]) -> dict[str, Any]:
-        """Insert the metadata row of a new feature-group version unless one exists (first writer wins)."""
+    def register_meta(self, row: dict[str, Any], *, wait_s: float = 30.0) -> dict[str, Any]:
+        """Create the metadata row of a new feature-group version unless one exists; returns the row
+        that holds (the first writer's). Two first ingests may race: claiming the version folder
+        `artifacts/feature_groups/NAME/VERSION/` is atomic (mkdir), so exactly one inserts the row and
+        the others wait for it, then check their settings against it."""
+        import json
+        import time
+
+        folder = self.home.artifacts / "feature_groups" / row["name"] / str(row["version"])
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            deadline = time.monotonic() + wait_s
+            while time.monotonic() < deadline:
+                found = self.meta(row["name"], row["version"])
+                if found is not None:
+                    return found
+                time.sleep(0.05)
+            # The claimer died between its mkdir and its insert: take over (the earliest row wins on read).
+        (folder / "feature_group.json").write_text(json.dumps(row, indent=2, sort_keys=True, default=str), encoding="utf-8")
         self.system_table(FG_META).insert_unique(row, "key")
         return self.meta(row["name"], row["version"])
 
