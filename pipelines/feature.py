@@ -21,6 +21,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from typing import Callable, Iterable
 
 from llmfti.config.features import FeatureConfig
 from llmfti.errors import IncompatibleError
@@ -46,6 +47,7 @@ class IngestSummary:
     committed: bool = False  # whether this run made a data commit
     duration_s: float = 0.0
     quarantine: list[dict] = field(default_factory=list)
+    lineage: dict | None = None  # where the items came from, when a pipeline produced them (records synthesis)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -214,6 +216,16 @@ def ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, sync: b
            embedder=None, home=None, version: int | None = None) -> IngestSummary:
     """Ingest files, directories or globs into feature group `fg`: a FeatureGroup handle, or a name
     (`NAME` or `NAME:VERSION`) in `home`, created on first ingest. One atomic commit at most."""
+    return ingest_items(fg, lambda cfg: load_sources(paths, max_file_bytes=cfg.max_file_bytes, kind=cfg.kind), config=config,
+                        sync=sync, progress=progress, embedder=embedder, home=home, version=version)
+
+
+def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocument | QuarantineItem]], *, config: FeatureConfig | None = None,
+                 sync: bool = False, progress: bool = False, embedder=None, home=None, version: int | None = None,
+                 lineage: dict | None = None) -> IngestSummary:
+    """The pipeline behind `ingest`, for items a caller produces (the records-synthesis pipeline writes
+    its records this way): `items_for(config)` yields documents and quarantine items. `lineage`
+    (where the items came from) is stored with the run and shown by `fg show` and `fg history`."""
     if isinstance(fg, str):
         from llmfti.store import FeatureStore
 
@@ -221,7 +233,7 @@ def ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, sync: b
     started = time.perf_counter()
     run_id = uuid.uuid4().hex[:16]
     ingested_at = utcnow()
-    summary = IngestSummary(feature_group=fg.key, run_id=run_id)
+    summary = IngestSummary(feature_group=fg.key, run_id=run_id, lineage=lineage)
     config, embedder = _resolve_config(fg, config, embedder)
     chunker = get_chunker(config.chunker.name)(config.chunker, embedder.token_offsets, embedder.tokenizer_fingerprint)
     if fg.info is not None:
@@ -229,7 +241,7 @@ def ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, sync: b
 
     docs: list[tuple[SourceDocument, str, str]] = []
     quarantined: list[QuarantineItem] = []
-    for item in load_sources(paths, max_file_bytes=config.max_file_bytes, kind=config.kind):
+    for item in items_for(config):
         if isinstance(item, QuarantineItem):
             quarantined.append(item)
             continue

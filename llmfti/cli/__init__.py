@@ -16,7 +16,7 @@ import sys
 
 import typer
 
-from llmfti.cli import deploy_cmd, eval_cmd, fg_cmd, finetune_cmd, ingest_cmd, models_cmd, serve_cmd, td_cmd
+from llmfti.cli import deploy_cmd, eval_cmd, fg_cmd, finetune_cmd, ingest_cmd, models_cmd, records_cmd, serve_cmd, td_cmd
 from llmfti.cli.output import fail
 
 app = typer.Typer(
@@ -40,6 +40,7 @@ def root(
 app.command("ingest", help=ingest_cmd.__doc__)(ingest_cmd.ingest)
 app.command("finetune", help=finetune_cmd.__doc__)(finetune_cmd.finetune)
 app.add_typer(fg_cmd.app, name="fg")
+app.add_typer(records_cmd.app, name="records")
 app.add_typer(td_cmd.app, name="td")
 app.add_typer(models_cmd.app, name="models")
 app.command("deploy")(deploy_cmd.deploy)

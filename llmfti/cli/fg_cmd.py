@@ -58,6 +58,11 @@ def show(ctx: typer.Context, ref: str = REF, json_out: bool = JSON):
         out.print(f"  chunker: {c['name']} chunk_tokens={c['chunk_tokens']} overlap={c['overlap']} fingerprint={c['fingerprint'][:16]}")
         out.print(f"  rows: {d['rows']}  latest commit: {d['latest_commit']}  tags: {d['tags'] or '-'}  created: {d['created_at']}")
         out.print(f"  indices: {', '.join(i['type'] + ' on ' + ','.join(i['columns']) for i in d['indices']) or '-'}")
+        if d.get("lineage"):
+            lin = d["lineage"]
+            src = lin.get("documents") or {}
+            out.print(f"  lineage: {esc(lin.get('pipeline', '?'))} ({esc(lin.get('method', '?'))}, seed {lin.get('seed')}) from "
+                      f"{esc(src.get('feature_group', '?'))} @ commit {src.get('commit')}; excluded suites: {esc(', '.join((lin.get('excluded') or {}).get('suites') or []) or '-')}")
         if d["schema"]:
             out.print("  schema: " + ", ".join(f"{k}: {v}" for k, v in d["schema"].items()))
 

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -41,6 +41,8 @@ def create(
     split: float = typer.Option(0.9, "--split", help="Share of examples in the train split (0 < split <= 1)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split hash."),
     description: str = typer.Option("", "--description", help="Free text stored with the dataset."),
+    eval_suite: List[str] = typer.Option([], "--eval-suite", help="Report examples that overlap this eval suite's questions or passages (repeatable)."),
+    refuse_eval_overlap: bool = typer.Option(False, "--refuse-eval-overlap", help="Exit 4 instead of creating a dataset that overlaps an --eval-suite."),
     json_out: bool = JSON,
 ):
     """Create a versioned training dataset: records at a pinned commit, contexts retrieved from a pinned
@@ -54,6 +56,7 @@ def create(
         spec = TrainingDatasetSpec(
             name=name, source=from_, as_of=as_of, event_time_until=until, contexts=contexts, top_k=top_k, prompt_template=encoder,
             model=model, max_prompt_tokens=max_prompt_tokens, max_answer_tokens=max_answer_tokens, split=split, seed=seed, description=description,
+            eval_suites=eval_suite, refuse_eval_overlap=refuse_eval_overlap,
         )
     except ValidationError as exc:
         raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
@@ -127,4 +130,11 @@ def _render(d: dict) -> None:
               f"budget {e['max_prompt_tokens']}/{e['max_answer_tokens']}, fingerprint {e['fingerprint'][:16]}")
     out.print(f"  examples: {rows['total']} ({rows['train']} train, {rows['eval']} eval; split {d['split']}, seed {d['seed']}); "
               f"{rows['skipped']} skipped, {rows['excluded_by_event_time']} after the event-time bound, {rows['truncated_prompts']} prompts truncated")
+    if d.get("records_lineage"):
+        lin = d["records_lineage"]
+        out.print(f"  records synthesized ({lin.get('method')}) from {lin['documents']['feature_group']} @ commit {lin['documents']['commit']}, "
+                  f"excluding {esc(', '.join(lin['excluded']['suites']) or 'no suite')}")
+    for ref, o in (d.get("eval_overlap") or {}).items():
+        flag = "[bold red]OVERLAP[/]" if o["examples"] else "[green]no overlap[/]"
+        out.print(f"  eval {esc(ref)}: {flag} ({o['questions']} questions, {o['passages']} passages)")
     out.print(f"  content hash: {d['content_hash']}")

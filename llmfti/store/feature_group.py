@@ -163,9 +163,20 @@ class FeatureGroup:
                     "change": "data" if run else ("index" if v["commit"] in index_commits else "unknown"),
                     "run_id": run["run_id"] if run else None,
                     "summary": run["summary"]["documents"] if run else None,
+                    "lineage": run["summary"].get("lineage") if run else None,
                 }
             )
         return out
+
+    def lineage(self, commit=None) -> dict | None:
+        """Where the data at `commit` (default: latest) came from, when a pipeline recorded it (records
+        synthesis: the documents group, its commit, method, parameters, seed): the lineage of the last
+        run that changed data at or before that commit."""
+        if not self.has_data():
+            return None
+        at = self.resolve_commit(commit)
+        runs = [r for r in self.store.runs(self.key) if (r["summary"].get("data_commit") or 0) <= at and r["summary"].get("committed")]
+        return runs[-1]["summary"].get("lineage") if runs else None
 
     def describe(self) -> dict[str, Any]:
         info = dict(self.info or {})
@@ -184,6 +195,7 @@ class FeatureGroup:
             "latest_commit": None,
             "tags": {},
             "indices": [],
+            "lineage": None,
         }
         if self.has_data():
             tbl = self.table()
@@ -192,6 +204,7 @@ class FeatureGroup:
             out["latest_commit"] = tbl.version
             out["tags"] = self.tags()
             out["indices"] = [{"name": i.name, "type": i.index_type, "columns": list(i.columns)} for i in tbl.list_indices()]
+            out["lineage"] = self.lineage()
         return out
 
     def search(self, query: str, k: int = 5, *, as_of=None, hybrid: bool = False, where: str | None = None, embedder=None):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from datetime import timezone
 
-from llmfti.errors import ConfigError
+from llmfti.errors import ConfigError, IncompatibleError
 from llmfti.pipelines.training_dataset import build as b
 from llmfti.pipelines.training_dataset import encoder as encoding
 from llmfti.store.training_datasets import TrainingDataset, TrainingDatasetSpec
@@ -54,6 +54,12 @@ def create(store, spec: TrainingDatasetSpec | None = None, **kwargs) -> Training
     source = encoding.resolve_model(store.home, spec.model)
     enc = encoding.build_encoder(store.home, source, spec.prompt_template, spec.max_prompt_tokens, spec.max_answer_tokens)
     built = b.build_examples(store, the_plan, enc)
+    overlap = eval_overlap(built, spec.eval_suites)
+    if spec.refuse_eval_overlap and any(o["examples"] for o in overlap.values()):
+        worst = {ref: o["examples"] for ref, o in overlap.items() if o["examples"]}
+        raise IncompatibleError(f"{spec.name}: examples overlap eval suites {sorted(worst)} ({worst}); evaluation data must not be trained on",
+                                hint="synthesize records with --exclude-suite SUITE, or drop the overlapping records")
+    records_fg = store.feature_group(the_plan.records_fg)
     lineage = {
         "description": spec.description,
         "sources": [{"role": "records", **resolved["records"]}] + ([{"role": "contexts", **resolved["contexts"]}] if "contexts" in resolved else []),
@@ -61,8 +67,25 @@ def create(store, spec: TrainingDatasetSpec | None = None, **kwargs) -> Training
         "as_of": spec.as_of, "event_time_until": _iso(the_plan.event_time_until), "top_k": spec.top_k if spec.contexts else 0,
         "encoder": encoding.encoder_lineage(enc, source), "seed": spec.seed, "split": spec.split,
         "rows": built.stats, "skipped": built.skipped, "missing_context_ids": built.missing_context_ids, "spec": spec.model_dump(mode="json"),
+        "records_lineage": records_fg.lineage(the_plan.records_commit), "eval_overlap": overlap,
     }
     return store.training_datasets.write(spec.name, built.rows, built.content_hash, lineage, enc)
+
+
+def eval_overlap(built: b.Built, suites: list[str]) -> dict:
+    """Per eval suite: how many examples share a question with it, how many contain one of its
+    reference passages (in the answer or a context), and which examples (by record id, first 20)."""
+    from llmfti.evaluation.leakage import LeakGuard
+    from llmfti.evaluation.suites import load_suite
+
+    out = {}
+    for name in suites:
+        guard = LeakGuard([load_suite(name)])
+        hits = [(r["doc_id"], guard.overlaps(r["question"], [r["answer"], *texts])) for r, texts in zip(built.rows, built.context_texts)]
+        hits = [(doc_id, kinds) for doc_id, kinds in hits if kinds]
+        out[guard.refs[0]] = {"questions": sum("question" in k for _, k in hits), "passages": sum("passage" in k for _, k in hits),
+                              "examples": [d for d, _ in hits][: b.MAX_LISTED]}
+    return out
 
 
 def plan_from_lineage(lin: dict) -> b.Plan:

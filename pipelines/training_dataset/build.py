@@ -47,6 +47,7 @@ class Built:
     stats: dict = field(default_factory=dict)
     skipped: list[dict] = field(default_factory=list)
     missing_context_ids: list[str] = field(default_factory=list)
+    context_texts: list[list[str]] = field(default_factory=list)  # per row: the contexts' text (for leak checks; not stored)
 
 
 def split_of(doc_id: str, seed: int, train_share: float) -> str:
@@ -137,7 +138,7 @@ def build_examples(store, plan: Plan, encoder) -> Built:
     source = ContextSource(store, plan.contexts_fg, plan.contexts_commit) if plan.contexts_fg else None
     given_rows = source.given([c for r in records for c in (r.get("context_ids") or [])]) if source else {}
     missing: set[str] = set()
-    rows, skipped = [], []
+    rows, skipped, texts = [], [], []
     stats = {"records_read": len(records) + cut, "excluded_by_event_time": cut, "truncated_prompts": 0, "truncated_answers": 0}
     for rec in records:
         contexts = contexts_for(rec, source, given_rows, plan.top_k, missing)
@@ -146,6 +147,7 @@ def build_examples(store, plan: Plan, encoder) -> Built:
         except PromptTooLong as exc:
             skipped.append({"doc_id": rec["doc_id"], "reason": str(exc)})
             continue
+        texts.append([c.text for c in ex.contexts_used])
         stats["truncated_prompts"] += int(ex.truncated)
         stats["truncated_answers"] += int(ex.answer_truncated)
         rows.append({
@@ -160,7 +162,7 @@ def build_examples(store, plan: Plan, encoder) -> Built:
         total=len(rows), train=sum(r["split"] == "train" for r in rows), eval=sum(r["split"] == "eval" for r in rows),
         skipped=len(skipped), missing_context_ids=len(missing),
     )
-    return Built(rows, content_hash(rows), stats, skipped[:MAX_LISTED], sorted(missing)[:MAX_LISTED])
+    return Built(rows, content_hash(rows), stats, skipped[:MAX_LISTED], sorted(missing)[:MAX_LISTED], texts)
 
 
 def first_difference(stored: list[dict], rebuilt: list[dict]) -> dict | None:

@@ -29,6 +29,8 @@ class TrainingDatasetSpec(StrictModel):
     split: float = Field(0.9, gt=0, le=1, description="Share of examples in the train split; the rest is 'eval'.")
     seed: int = Field(0, description="Seed of the split hash: the same seed puts the same record in the same split.")
     description: str = Field("", description="Free text stored with the dataset.")
+    eval_suites: list[str] = Field(default_factory=list, description="Eval suites to check for overlap (questions, reference passages) with the examples.")
+    refuse_eval_overlap: bool = Field(False, description="Refuse to create the dataset when an example overlaps an eval suite.")
 
     @field_validator("name")
     @classmethod
