@@ -172,21 +172,36 @@ class DeploymentStore:
 
 # -- the eval gate on promotion -----------------------------------------------------------------------
 
-# What does not change a deployment's answers, and so does not make a new tuple.
-_NOT_IN_TUPLE = {"name", "description", "log_prompt_text", "commit"}
-_BACKEND_NOT_IN_TUPLE = {"max_batch_size", "batch_window_ms", "api_key_env"}
+# The fields of a deployment config that decide its answers, listed explicitly: a config field that is
+# not listed never changes the key, so adding a field with a default cannot revoke earlier evals. A
+# listed field counts only when its value differs from the value it had when it joined the list
+# (None: always counts), so listing a new output-changing field later keeps the keys of configs that
+# leave it at that value. Never remove or reorder entries: extend the list.
+TUPLE_FIELDS: tuple[tuple[str, object], ...] = (
+    ("model", None), ("feature_group", None), ("prompt_template", None), ("max_prompt_tokens", None),
+    ("retrieval.k", None), ("retrieval.hybrid", None), ("on_demand", None), ("tools", None), ("max_tool_rounds", None),
+    ("generation.max_new_tokens", None), ("generation.temperature", None), ("generation.top_p", None),
+    ("backend.kind", None), ("backend.device", None), ("backend.dtype", None), ("backend.base_url", None), ("backend.model", None),
+    ("request_schema", None),
+)
+TUPLE_KEY_FORMAT = "llmfti-tuple/2"  # bump only if the hashing below changes meaning
+
+
+def _field(data: dict, path: str):
+    for part in path.split("."):
+        data = data.get(part) if isinstance(data, dict) else None
+    return data
 
 
 def tuple_key(config: DeploymentConfig, commit) -> str:
-    """Hash of everything that decides a deployment's answers, with the commit resolved (for a
+    """Hash of what decides a deployment's answers (TUPLE_FIELDS), with the commit resolved (for a
     `latest` policy: the commit current now, so a new feature-group commit makes a new tuple).
     An eval of one deployment version qualifies any version with the same key."""
     from llmfti.hashing import sha256_json
 
-    data = config.model_dump(mode="json", exclude=_NOT_IN_TUPLE)
-    data["backend"] = {k: v for k, v in data["backend"].items() if k not in _BACKEND_NOT_IN_TUPLE}
-    data["resolved_commit"] = None if commit is None else str(commit)
-    return sha256_json(data)[:24]
+    data = config.model_dump(mode="json")
+    values = {path: _field(data, path) for path, joined_at in TUPLE_FIELDS if joined_at is None or _field(data, path) != joined_at}
+    return sha256_json({"format": TUPLE_KEY_FORMAT, "fields": values, "resolved_commit": None if commit is None else str(commit)})[:24]
 
 
 def find_passing_eval(home: ProjectHome, key: str, model: str, suite: str | None = None, suite_version: str | None = None):
