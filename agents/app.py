@@ -1,11 +1,22 @@
-"""The agent service (FastAPI). `create_app(home)` builds it; `llmfti serve` runs it with uvicorn.
+"""The agent service (FastAPI). `create_app(home)` builds it; `llmfti serve` runs it with uvicorn
+(`llmfti.agents.serve.run`, which adds a header-read timeout).
 
     POST /v1/deployments/{name}/invoke[?stream=true]   typed request -> answer, citations, versions, timings
     POST /v1/chat/completions                          OpenAI-compatible (model = deployment name)
     GET  /v1/deployments  /healthz  /readyz  /metrics  /docs (each deployment's request schema)
 
-Auth: with LLMFTI_API_KEYS (comma-separated) or LLMFTI_API_KEYS_FILE (one per line) set, /v1 routes
-need `Authorization: Bearer KEY` (401 otherwise); keys are never logged.
+Auth (`llmfti.agents.auth`): with LLMFTI_API_KEYS (comma-separated) or LLMFTI_API_KEYS_FILE (one per
+line) set, /v1 routes need `Authorization: Bearer KEY` (401 otherwise); keys are never logged. A key
+source that is set but holds no key refuses to start. LLMFTI_PROTECT_DOCS=1 puts /docs,
+/openapi.json and /metrics behind the same keys.
+
+Under load: /healthz and /readyz are async and never wait for the worker threads that run requests;
+at most `max_in_flight` (LLMFTI_MAX_IN_FLIGHT, default 32) requests generate at once, the next ones
+get 503 with Retry-After. Bodies have a size cap (413) and a deadline (408).
+
+Every response carries `X-Request-Id`; every error body is JSON with the request id. Server-side
+failures show a fixed message; their details (and tracebacks) go to the server log with the id
+(`llmfti.agents.errors`).
 """
 
 from __future__ import annotations
@@ -13,47 +24,59 @@ from __future__ import annotations
 import json
 import os
 import time
-import uuid
 from contextlib import asynccontextmanager
-from pathlib import Path
+from typing import Any
 
-from llmfti.agents.body_limit import BodyLimit
+from fastapi import Body, Request  # module level: FastAPI resolves route annotations in module globals
+
+from llmfti.agents.auth import AuthGuard, clean_keys, load_api_keys
+from llmfti.agents.body_limit import DEFAULT_BODY_TIMEOUT_S, BodyLimit
+from llmfti.agents.concurrency import DEFAULT_MAX_IN_FLIGHT, ConcurrencyLimit
+from llmfti.agents.context import RequestContext
+from llmfti.agents.errors import error_body, error_status  # noqa: F401 (error_status: part of this module's API)
 from llmfti.agents.openai_routes import add_openai_routes
-from llmfti.errors import ConfigError, LlmftiError, NotFoundError
-from llmfti.models.generation import BackendUnavailable, GenerationTimeout
+from llmfti.errors import ConfigError, NotFoundError
+from llmfti.logs import get_logger
 from llmfti.monitoring.timing import server_timing
 from llmfti.pipelines.inference import online as pipeline
 
 DEFAULT_MAX_BODY_BYTES = 64 * 1024
+logger = get_logger("llmfti.agents.app")
+# Worker threads beyond max_in_flight: the few sync routes that are not generations (listings).
+_SPARE_THREADS = 8
 
 
-def load_api_keys() -> set[str]:
-    keys = {k.strip() for k in os.environ.get("LLMFTI_API_KEYS", "").split(",") if k.strip()}
-    keys_file = os.environ.get("LLMFTI_API_KEYS_FILE")
-    if keys_file:
-        keys |= {line.strip() for line in Path(keys_file).read_text().splitlines() if line.strip() and not line.startswith("#")}
-    return keys
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, got {value}")
+    return value
 
 
-def error_status(exc: Exception) -> int:
-    if isinstance(exc, pipeline.RequestInvalid):
-        return 422
-    if isinstance(exc, NotFoundError):
-        return 404
-    if isinstance(exc, GenerationTimeout):
-        return 504
-    if isinstance(exc, BackendUnavailable):
-        return 502
-    if isinstance(exc, ConfigError):
-        return 422
-    if isinstance(exc, LlmftiError):
-        return 409
-    return 500
+def _env_flag(name: str) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1/true/yes or 0/false/no, got {raw!r}")
 
 
-def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, generator_override=None, poll_interval_s: float = 1.0):
-    from fastapi import FastAPI, Request
+def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, generator_override=None,
+               poll_interval_s: float = 1.0, max_in_flight: int | None = None, protect_docs: bool | None = None,
+               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S):
+    """The service app. `api_keys` None reads the environment (an empty set means no auth);
+    `max_in_flight` None reads LLMFTI_MAX_IN_FLIGHT (default 32); `protect_docs` None reads LLMFTI_PROTECT_DOCS."""
+    from fastapi import FastAPI
+    from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse, Response, StreamingResponse
+    from starlette.exceptions import HTTPException as StarletteHTTPException
 
     from llmfti.agents.manager import DeploymentManager
     from llmfti.home import ProjectHome
@@ -61,8 +84,20 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
     from llmfti.store import FeatureStore
     from llmfti.store.inference_log import InferenceLog
 
+    # Configuration first: a service that would start without the auth it was configured with must not start.
+    keys = load_api_keys() if api_keys is None else clean_keys(api_keys)
+    protect_docs = _env_flag("LLMFTI_PROTECT_DOCS") if protect_docs is None else protect_docs
+    if protect_docs and not keys:
+        raise ConfigError("protect_docs (LLMFTI_PROTECT_DOCS) needs API keys: set LLMFTI_API_KEYS or LLMFTI_API_KEYS_FILE")
+    max_in_flight = _env_int("LLMFTI_MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT) if max_in_flight is None else max_in_flight
+    if max_in_flight < 1:
+        raise ConfigError(f"max_in_flight must be at least 1, got {max_in_flight}")
+
+    logger.info("agent service: auth %s%s, max_in_flight %d, body cap %d bytes / %gs",
+                f"on ({len(keys)} key(s))" if keys else "OFF (no API keys configured)", ", docs and metrics protected" if protect_docs else "",
+                max_in_flight, max_body_bytes, body_timeout_s)
+
     home = home if isinstance(home, ProjectHome) else ProjectHome.at(home)
-    keys = load_api_keys() if api_keys is None else set(api_keys)
     manager = DeploymentManager(home, poll_interval_s=poll_interval_s, generator_override=generator_override)
     log = InferenceLog(FeatureStore(home))
     metrics = ServiceMetrics()
@@ -71,6 +106,9 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
     async def lifespan(app):
         import anyio
 
+        # Every admitted request gets a worker thread at once (the default pool has 40).
+        limiter = anyio.to_thread.current_default_thread_limiter()
+        limiter.total_tokens = max(limiter.total_tokens, max_in_flight + _SPARE_THREADS)
         # Loading models takes seconds: off the event loop, so /healthz answers meanwhile.
         await anyio.to_thread.run_sync(log.flush)  # rows a killed predecessor left in its buffer
         log.start()
@@ -85,33 +123,48 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
                   description="Deployments couple a model version with a feature-group version. Clients send typed requests, never prompts.")
     app.state.manager, app.state.log, app.state.metrics = manager, log, metrics
 
-    # Added first, so it runs inside the auth check: unauthenticated bodies are never read.
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        if request.url.path.startswith("/v1/"):
-            if keys:
-                auth = request.headers.get("authorization", "")
-                if not auth.startswith("Bearer ") or auth[7:].strip() not in keys:
-                    return JSONResponse({"error": "missing or invalid API key", "type": "Unauthorized"}, status_code=401, headers={"WWW-Authenticate": "Bearer"})
-        return await call_next(request)
+    # Starlette runs the last added outermost: RequestContext -> AuthGuard -> BodyLimit -> ConcurrencyLimit.
+    # Unauthenticated bodies are never read, and a body is read before it takes a generation slot.
+    app.add_middleware(ConcurrencyLimit, max_in_flight=max_in_flight)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes, timeout_s=body_timeout_s)
+    app.add_middleware(AuthGuard, keys=keys, protect_docs=protect_docs)
+    app.add_middleware(RequestContext)
 
     def failure(exc: Exception, request_id: str | None = None) -> JSONResponse:
-        body = {"error": str(exc), "type": type(exc).__name__}
-        if request_id:
-            body["request_id"] = request_id
-        if isinstance(exc, pipeline.RequestInvalid):
-            body["detail"] = exc.errors
-        return JSONResponse(body, status_code=error_status(exc))
+        status, body = error_body(exc, request_id)
+        return JSONResponse(body, status_code=status)
+
+    def _log_invalid(name: str | None, raw, exc: Exception, request_id: str) -> None:
+        """A row for an invalid request to a deployment that exists (like every other request)."""
+        try:
+            runtime = manager.get(name) if name else None
+        except NotFoundError:
+            return
+        if runtime is not None:
+            pipeline.log_failure(runtime, raw, exc, log, metrics, request_id=request_id)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError):
+        # A body that is not JSON, or a bad query parameter: our error shape, with the request id.
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        err = pipeline.RequestInvalid("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors), errors)
+        request_id = request.state.request_id
+        _log_invalid(request.path_params.get("name"), None, err, request_id)
+        return failure(err, request_id)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException):
+        body = {"error": str(exc.detail), "type": "HTTPError", "request_id": request.state.request_id}
+        return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
     @app.post("/v1/deployments/{name}/invoke")
-    def invoke(name: str, body: dict, stream: bool = False):
-        request_id = uuid.uuid4().hex
+    def invoke(name: str, request: Request, body: Any = Body(None), stream: bool = False):
+        # `Any`: a body that is JSON but not an object is the deployment's 422 (with a log row), not FastAPI's.
+        request_id = request.state.request_id
         try:
             runtime = manager.get(name)
         except NotFoundError as exc:
-            return failure(exc)
+            return failure(exc, request_id)
         if stream:
             try:
                 prepared = pipeline.prepare_logged(runtime, body, log=log, metrics=metrics, request_id=request_id)
@@ -126,7 +179,10 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
 
     def _sse(prepared):
         for kind, data in pipeline.stream_prepared(prepared, log=log, metrics=metrics):
-            payload = {"token": data} if kind == "token" else data
+            if kind == "error":
+                _, payload = error_body(data, prepared.request_id)
+            else:
+                payload = {"token": data} if kind == "token" else data
             yield f"event: {kind}\ndata: {json.dumps(payload)}\n\n"
 
     @app.get("/v1/deployments")
@@ -139,12 +195,13 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
                         "request_schema": rt.request_model.model_json_schema()})
         return {"deployments": out}
 
+    # async: answered on the event loop, never queued behind the worker threads generating answers.
     @app.get("/healthz")
-    def healthz():
+    async def healthz():
         return {"status": "ok", "time": time.time()}
 
     @app.get("/readyz")
-    def readyz():
+    async def readyz():
         status = manager.status()
         # Ready when something is served: a failed new version keeps the old one serving (errors are
         # reported, and retried by the poller), so it must not take the whole server out of rotation.
@@ -152,7 +209,7 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
         return JSONResponse({"ready": ready, **status}, status_code=200 if ready else 503)
 
     @app.get("/metrics")
-    def prometheus():
+    async def prometheus():
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)
 
@@ -177,7 +234,9 @@ def _per_deployment_openapi(app, manager) -> None:
                     "summary": f"Invoke deployment {name}", "operationId": f"invoke_{name}",
                     "parameters": [{"name": "stream", "in": "query", "schema": {"type": "boolean", "default": False}}],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}},
-                    "responses": {"200": {"description": "answer, citations, request_id, versions, timings_ms"}, "422": {"description": "invalid request"}, "504": {"description": "generation timeout"}},
+                    "responses": {"200": {"description": "answer, citations, request_id, versions, timings_ms"}, "422": {"description": "invalid request"},
+                                  "502": {"description": "backend failure or tool budget exhausted"}, "503": {"description": "too many requests in flight"},
+                                  "504": {"description": "generation timeout"}},
                 }
             }
         return schema

@@ -2,21 +2,43 @@
 swaps it when `llmfti deploy` or `llmfti rollback` records a new active version, polling the
 deployment events. A request keeps the runtime it started with, so in-flight requests finish on
 their own tuple; a version that fails to load leaves the previous one serving.
+
+A version that fails to load is retried with exponential backoff (1 s doubling to 60 s, per
+deployment version): loading a model is expensive, and a broken version retried on every poll tick
+would keep a core busy and the log full. A new deploy of that name is tried at once. Build errors
+go to the server log; `status()` (shown on /readyz) only says which version failed and when it is
+retried, since the errors carry file paths.
 """
 
 from __future__ import annotations
 
 import threading
+import time
+from dataclasses import dataclass
 
 from llmfti.background import Periodic
 from llmfti.errors import NotFoundError
+from llmfti.logs import get_logger
 from llmfti.pipelines.inference.runtime import DeploymentRuntime, RuntimeCache, build_runtime
+
+logger = get_logger(__name__)
+BACKOFF_START_S = 1.0
+BACKOFF_MAX_S = 60.0
+
+
+@dataclass
+class _Failure:
+    version: int
+    error: str
+    attempts: int
+    retry_at: float  # on the manager's clock
 
 
 class DeploymentManager:
     """Active deployments of a project home; `refresh()` picks up deploys and rollbacks."""
 
-    def __init__(self, home, *, poll_interval_s: float = 1.0, generator_override=None):
+    def __init__(self, home, *, poll_interval_s: float = 1.0, generator_override=None, clock=time.monotonic,
+                 backoff_start_s: float = BACKOFF_START_S, backoff_max_s: float = BACKOFF_MAX_S):
         from llmfti.registry.deployments import DeploymentStore
 
         self.home = home
@@ -24,31 +46,47 @@ class DeploymentManager:
         self.cache = RuntimeCache()
         self.poll_interval_s = poll_interval_s
         self.generator_override = generator_override
+        self.clock = clock
+        self.backoff_start_s, self.backoff_max_s = backoff_start_s, backoff_max_s
         self._active: dict[str, DeploymentRuntime] = {}
-        self._errors: dict[str, str] = {}
+        self._failures: dict[str, _Failure] = {}
+        self._refresh_error: str | None = None
         self._seen_events = None
         self._lock = threading.Lock()
         self._poller = Periodic(self.refresh, poll_interval_s, "llmfti-deployments", self._refresh_failed)
 
     def refresh(self) -> None:
         marker = self.store.events_marker()
-        if marker == self._seen_events and not self._errors:
-            return  # nothing new, and nothing that failed to load waits for a retry
+        now = self.clock()
+        if marker == self._seen_events and not any(f.retry_at <= now for f in self._failures.values()):
+            return  # nothing new, and no failed version is due for a retry
         for record in self.store.list_active():
-            current = self._active.get(record["name"])
-            if current is not None and current.version == record["version"]:
-                self._errors.pop(record["name"], None)  # e.g. rolled back to the version still loaded
+            name, version = record["name"], int(record["version"])
+            current = self._active.get(name)
+            if current is not None and current.version == version:
+                self._failures.pop(name, None)  # e.g. rolled back to the version still loaded
                 continue
+            failure = self._failures.get(name)
+            if failure is not None and failure.version == version and failure.retry_at > now:
+                continue  # backing off: this version failed recently
             try:
                 runtime = build_runtime(self.home, record, self.cache, self.generator_override)
-            except Exception as exc:  # keep serving the previous tuple; report the failure on /readyz
-                self._errors[record["name"]] = f"version {record['version']}: {exc}"
+            except Exception as exc:  # keep serving the previous tuple; retry later
+                self._record_failure(name, version, exc, failure if failure is not None and failure.version == version else None, now)
                 continue
             with self._lock:
-                self._active[record["name"]] = runtime  # atomic swap: new requests get the new tuple
-            self._errors.pop(record["name"], None)
-        self._errors.pop("_refresh", None)
+                self._active[name] = runtime  # atomic swap: new requests get the new tuple
+            if failure is not None:
+                logger.info("deployment %s version %d loaded after %d failed attempt(s)", name, version, failure.attempts)
+            self._failures.pop(name, None)
+        self._refresh_error = None
         self._seen_events = marker
+
+    def _record_failure(self, name: str, version: int, exc: Exception, previous: _Failure | None, now: float) -> None:
+        attempts = previous.attempts + 1 if previous else 1
+        delay = min(self.backoff_max_s, self.backoff_start_s * 2 ** (attempts - 1))
+        self._failures[name] = _Failure(version, f"{type(exc).__name__}: {exc}", attempts, now + delay)
+        logger.error("deployment %s version %d failed to load (attempt %d; next try in %gs)", name, version, attempts, delay, exc_info=exc)
 
     def start(self) -> "DeploymentManager":
         self.refresh()
@@ -56,7 +94,9 @@ class DeploymentManager:
         return self
 
     def _refresh_failed(self, exc: Exception) -> None:
-        self._errors["_refresh"] = str(exc)  # the store may be mid-write; the next tick retries
+        # The store may be mid-write; the next tick retries.
+        self._refresh_error = str(exc)
+        logger.warning("reading the deployment events failed (retrying next tick): %s", exc)
 
     def stop(self) -> None:
         self._poller.stop(timeout_s=5)
@@ -65,13 +105,28 @@ class DeploymentManager:
         with self._lock:
             runtime = self._active.get(name)
         if runtime is None:
-            raise NotFoundError(f"deployment {name!r} is not deployed" + (f" ({self._errors[name]})" if name in self._errors else ""))
+            failure = self._failures.get(name)
+            # The build error stays in the server log: it names files on the server.
+            extra = f" (its version {failure.version} failed to load)" if failure is not None else ""
+            raise NotFoundError(f"deployment {name!r} is not deployed{extra}")
         return runtime
 
     def names(self) -> list[str]:
         with self._lock:
             return sorted(self._active)
 
+    def failures(self) -> dict[str, dict]:
+        """The failing versions with their errors (for operators and tests; not for clients)."""
+        return {n: {"version": f.version, "error": f.error, "attempts": f.attempts, "retry_at": f.retry_at} for n, f in self._failures.items()}
+
     def status(self) -> dict:
+        """What /readyz shows: active versions, and for failing ones only what failed and when it is
+        retried (the errors themselves are in the server log)."""
+        now = self.clock()
         with self._lock:
-            return {"active": {n: r.version for n, r in self._active.items()}, "errors": dict(self._errors)}
+            active = {n: r.version for n, r in self._active.items()}
+        errors = {n: f"version {f.version} failed to load ({f.attempts} attempt(s); next try in {max(0.0, f.retry_at - now):.0f}s; details in the server log)"
+                  for n, f in list(self._failures.items())}
+        if self._refresh_error is not None:
+            errors["_refresh"] = "reading the deployment events failed; retrying (details in the server log)"
+        return {"active": active, "errors": errors}

@@ -1,61 +1,116 @@
 """OpenAI-compatible `/v1/chat/completions`: model = deployment name, the last user message is the
-question. The official `openai` client works unchanged, streaming included. The deployment's own
-pipeline runs (retrieval, template, logging): clients still never send the prompt."""
+question. The official `openai` client works unchanged, streaming included (with
+`stream_options.include_usage`). The deployment's own pipeline runs (retrieval, template, logging):
+clients still never send the prompt.
+
+The body is validated (`ChatCompletionRequest`): malformed `messages` (a string, numbers, content
+parts that are not text) are a 422 with the request id and an inference-log row, like any invalid
+request. Other OpenAI parameters (temperature, max_tokens...) are accepted and ignored: generation
+settings belong to the deployment.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-import uuid
+from typing import Any, Literal
+
+from fastapi import Body, Request  # module level: FastAPI resolves route annotations in module globals
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from llmfti.pipelines.inference import online as pipeline
 
 
-def _question(body: dict) -> str:
-    for message in reversed(body.get("messages") or []):
-        if message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):  # content parts: keep the text ones
-                content = " ".join(p.get("text", "") for p in content if isinstance(p, dict))
-            return str(content or "")
+class TextPart(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    type: Literal["text"]
+    text: str
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="allow")  # name, tool_calls, tool_call_id...
+
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[TextPart] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+
+
+def _question(chat: ChatCompletionRequest) -> str:
+    for message in reversed(chat.messages):
+        if message.role == "user":
+            content = message.content
+            if isinstance(content, list):  # content parts: all text (validated)
+                content = " ".join(p.text for p in content)
+            return content or ""
     return ""
 
 
 def add_openai_routes(app, manager, log, metrics, failure) -> None:
     from fastapi.responses import JSONResponse, StreamingResponse
 
+    from llmfti.agents.errors import error_body
     from llmfti.errors import NotFoundError
 
     @app.post("/v1/chat/completions")
-    def chat_completions(body: dict):
-        name = body.get("model")
-        request_id = uuid.uuid4().hex
+    def chat_completions(request: Request, body: Any = Body(None)):
+        request_id = request.state.request_id
+        name = body.get("model") if isinstance(body, dict) else None
+        if not isinstance(name, str) or not name:
+            return failure(pipeline.RequestInvalid("model: the deployment name is required", [{"loc": ["model"], "msg": "Field required"}]), request_id)
         try:
-            runtime = manager.get(str(name))
+            runtime = manager.get(name)
         except NotFoundError as exc:
-            return failure(exc)
-        raw = {"question": _question(body)}
+            return failure(exc, request_id)
+        try:
+            chat = ChatCompletionRequest.model_validate(body)
+        except ValidationError as exc:
+            err = pipeline.RequestInvalid.from_validation(exc)
+            pipeline.log_failure(runtime, body, err, log, metrics, request_id=request_id)
+            return failure(err, request_id)
+        raw = {"question": _question(chat)}
         created = int(time.time())
         cid = f"chatcmpl-{request_id}"
-        if body.get("stream"):
+
+        def chunk(choices: list, **extra) -> str:
+            return f"data: {json.dumps({'id': cid, 'object': 'chat.completion.chunk', 'created': created, 'model': name, 'choices': choices, **extra})}\n\n"
+
+        if chat.stream:
             try:
                 prepared = pipeline.prepare_logged(runtime, raw, log=log, metrics=metrics, request_id=request_id)
             except Exception as exc:
                 return failure(exc, request_id)
+            include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
 
             def events():
                 for kind, data in pipeline.stream_prepared(prepared, log=log, metrics=metrics):
                     if kind == "token":
-                        chunk = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": name,
-                                 "choices": [{"index": 0, "delta": {"role": "assistant", "content": data}, "finish_reason": None}]}
-                        yield f"data: {json.dumps(chunk)}\n\n"
+                        yield chunk([{"index": 0, "delta": {"role": "assistant", "content": data}, "finish_reason": None}])
                     elif kind == "error":
-                        # OpenAI's error shape, and no "stop" chunk: a failed answer must not look complete.
-                        yield f"data: {json.dumps({'error': {'message': data['error'], 'type': data['type']}})}\n\n"
+                        # OpenAI's error shape, and no final chunk: a failed answer must not look complete.
+                        _, err = error_body(data, request_id)
+                        yield f"data: {json.dumps({'error': {'message': err['error'], 'type': err['type'], 'request_id': request_id}})}\n\n"
                         return
-                end = {"id": cid, "object": "chat.completion.chunk", "created": created, "model": name,
-                       "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
-                yield f"data: {json.dumps(end)}\n\ndata: [DONE]\n\n"
+                    else:  # done: the real finish reason ("length" when cut by max_new_tokens) and counts
+                        usage = data["usage"]
+                        yield chunk([{"index": 0, "delta": {}, "finish_reason": usage["finish_reason"]}])
+                        if include_usage:
+                            yield chunk([], usage=_usage(usage))
+                yield "data: [DONE]\n\n"
 
             return StreamingResponse(events(), media_type="text/event-stream")
         try:
@@ -66,7 +121,11 @@ def add_openai_routes(app, manager, log, metrics, failure) -> None:
         return JSONResponse({
             "id": cid, "object": "chat.completion", "created": created, "model": name,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": result["answer"]}, "finish_reason": usage["finish_reason"]}],
-            "usage": {"prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
-                      "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]},
+            "usage": _usage(usage),
             "llmfti": {"request_id": result["request_id"], "citations": result["citations"], "versions": result["versions"], "timings_ms": result["timings_ms"]},
         })
+
+
+def _usage(usage: dict) -> dict:
+    return {"prompt_tokens": usage["prompt_tokens"], "completion_tokens": usage["completion_tokens"],
+            "total_tokens": usage["prompt_tokens"] + usage["completion_tokens"]}

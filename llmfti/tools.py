@@ -14,6 +14,7 @@ a `tool` message and generates again, up to the deployment's `max_tool_rounds`.
 from __future__ import annotations
 
 import json
+import math
 import re
 from dataclasses import dataclass
 from typing import Callable
@@ -82,9 +83,27 @@ def calculator(expression: str) -> float:
         if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
             return -walk(node.operand) if isinstance(node.op, ast.USub) else walk(node.operand)
         if isinstance(node, ast.BinOp) and type(node.op) in ops:
-            return ops[type(node.op)](walk(node.left), walk(node.right))
+            value = ops[type(node.op)](walk(node.left), walk(node.right))
+            # Float overflow gives inf (then nan) instead of raising: JSON has neither, and "inf" is
+            # no answer. Refused at the step that overflows, so the model learns which part failed.
+            if not math.isfinite(value):
+                raise ValueError("the result is not a finite number (overflow)")
+            return value
         raise ValueError("only numbers, + - * / and parentheses are allowed")
 
     if len(expression) > 200:
         raise ValueError("expression too long")
-    return walk(ast.parse(expression, mode="eval").body)
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        raise ValueError("not an arithmetic expression") from None
+    return walk(tree.body)
+
+
+def json_safe_result(name: str, result):
+    """A tool's result as plain JSON data (what the model reads and the response carries). Unknown
+    objects become strings; NaN or infinity, which JSON cannot carry, become an error for the model."""
+    try:
+        return json.loads(json.dumps(result, default=str, allow_nan=False))
+    except ValueError:
+        return f"error: tool {name!r} returned a value that is not a finite number"

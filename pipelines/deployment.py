@@ -5,7 +5,7 @@ gated deployment version in the registry (CLI: `llmfti deploy`).
     record = promote(DeploymentStore(home), load_config(DeploymentConfig, "configs/deployments/python-docs.yaml"))
 
 `check_deployment` refuses pairs that cannot work (model artifacts or encoder fingerprint changed,
-embedder mismatch, unknown on-demand features or tools, missing commits); `promote` activates a
+embedder mismatch, unknown on-demand features, tools or filter columns, missing commits); `promote` activates a
 tuple only when a passing eval of the identical tuple exists, or when forced with a recorded reason.
 """
 
@@ -55,8 +55,24 @@ def check_deployment(config: DeploymentConfig, home: ProjectHome) -> dict:
             commit = str(fg.resolve_commit(config.commit))
         else:
             fg.resolve_commit(None)  # the group must have data
+        if config.retrieval.filters:
+            _check_filter_columns(config, fg)
         checks.update(feature_group=fg.key, embedder_fingerprint=actual, commit_requested=str(config.commit))
     return {"checks": checks, "commit": commit}
+
+
+def _check_filter_columns(config: DeploymentConfig, fg) -> None:
+    """Refuse filters on columns the feature group does not have (or that a string cannot be compared
+    with): otherwise the first client to use one gets the search engine's error, not an answer."""
+    from llmfti.config.deployments import filterable_columns
+
+    available = filterable_columns(fg.table().schema)
+    unknown = sorted(set(config.retrieval.filters) - set(available))
+    if unknown:
+        raise ConfigError(
+            f"retrieval.filters names column(s) {unknown} that feature group {fg.key} does not have as a string, "
+            f"integer or boolean column; available: {', '.join(sorted(available))}"
+        )
 
 
 def resolved_commit(config: DeploymentConfig, checks: dict, home: ProjectHome) -> str | None:

@@ -15,6 +15,9 @@ from llmfti.config.base import StrictModel
 from llmfti.config.generation import GenerationSettings
 
 RESERVED_FIELDS = {"k", "filters", "stream"}
+BACKEND_KEY_PREFIX = "LLMFTI_BACKEND_"
+# Secrets of the service itself: never sent to a generation backend, whatever a config says.
+SERVICE_SECRETS = frozenset({"LLMFTI_API_KEYS", "LLMFTI_API_KEYS_FILE", "LLMFTI_API_KEY", "LLMFTI_JUDGE_API_KEY"})
 
 
 class RequestField(StrictModel):
@@ -68,7 +71,21 @@ class BackendSettings(StrictModel):
     batch_window_ms: float = Field(10.0, ge=0, le=1000, description="transformers: how long a request waits for batch mates.")
     base_url: str | None = Field(None, description="openai: server URL ending in /v1, e.g. http://127.0.0.1:8001/v1.")
     model: str | None = Field(None, description="openai: served model name (for vLLM LoRA: the --lora-modules NAME).")
-    api_key_env: str | None = Field(None, description="openai: environment variable holding the API key.")
+    api_key_env: str | None = Field(None, description=f"openai: environment variable holding the backend's API key; must start with {BACKEND_KEY_PREFIX}.")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _backend_key_only(cls, v: str | None) -> str | None:
+        # The key is sent to base_url: a free choice of variable would let a deployment config send the
+        # service's own secrets (its client API keys) to any server. Backend keys get their own names.
+        if v is None:
+            return v
+        if v in SERVICE_SECRETS or not re.fullmatch(rf"{BACKEND_KEY_PREFIX}[A-Z0-9_]+", v):
+            raise ValueError(
+                f"api_key_env {v!r} is not allowed: name a variable that holds only this backend's key and starts with "
+                f"{BACKEND_KEY_PREFIX} (e.g. {BACKEND_KEY_PREFIX}VLLM_KEY); the service's own secrets ({', '.join(sorted(SERVICE_SECRETS))}) are never sent to a backend"
+            )
+        return v
 
     @model_validator(mode="after")
     def _openai_needs_url(self):
@@ -141,3 +158,20 @@ def request_model(config: DeploymentConfig):
 
 def _camel(name: str) -> str:
     return "".join(p.capitalize() for p in re.split(r"[^A-Za-z0-9]", name) if p) or "Deployment"
+
+
+def filterable_columns(schema) -> dict[str, str]:
+    """Columns of a feature-group table (a pyarrow schema) that `retrieval.filters` may name, with the
+    kind of value a client's filter string is converted to: 'string', 'integer' or 'boolean'. Vectors,
+    lists and timestamps are not equality-filterable from a string."""
+    import pyarrow as pa
+
+    kinds = {}
+    for f in schema:
+        if pa.types.is_string(f.type) or pa.types.is_large_string(f.type):
+            kinds[f.name] = "string"
+        elif pa.types.is_integer(f.type):
+            kinds[f.name] = "integer"
+        elif pa.types.is_boolean(f.type):
+            kinds[f.name] = "boolean"
+    return kinds

@@ -14,10 +14,14 @@ lower bound of a t-interval over the N run means (`confidence_interval`).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 
 from llmfti.evaluation.suites import JUDGED_METRICS, JudgeSettings
+from llmfti.logs import get_logger
+
+logger = get_logger(__name__)
 
 
 def resolve_judge(settings: JudgeSettings, env: dict | None = None) -> JudgeSettings | None:
@@ -88,7 +92,9 @@ class RagasJudge:
                 continue
             try:
                 out[name] = float(self.metrics[name].score(**kwargs).value)
-            except Exception:  # a malformed judge reply loses this one score, not the whole eval run
+            except Exception as exc:  # a malformed judge reply loses this one score, not the whole eval run
+                logger.warning("judge %s could not score %s for case %r (the score is dropped): %s: %s",
+                               self.name, name, getattr(case, "id", "?"), type(exc).__name__, exc, exc_info=logger.isEnabledFor(logging.DEBUG))
                 out[name] = None
         return out
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Iterator
+from typing import Iterable, Iterator
 
 from llmfti.config.generation import GenerationSettings
 from llmfti.errors import LlmftiError
@@ -55,8 +55,42 @@ class Generator(ABC):
     def generate(self, request: GenerationRequest) -> Generation: ...
 
     def stream(self, request: GenerationRequest) -> Iterator[str]:
-        """Text pieces as they are produced; the default yields the whole answer at once."""
-        yield self.generate(request).text
+        """Text pieces as they are produced, then (as the generator's return value, PEP 380) the whole
+        `Generation` with its token counts and finish reason; `StreamResult` reads both. The return
+        value keeps `"".join(gen.stream(request))` working for callers that only want the text.
+        The default yields the whole answer at once."""
+        gen = self.generate(request)
+        yield gen.text
+        return gen
 
     def close(self) -> None:
         pass
+
+
+class StreamResult:
+    """Iterates the text pieces of a `Generator.stream` and keeps its final `Generation`:
+
+        result = StreamResult(generator.stream(request))
+        for piece in result: ...
+        result.generation          # token counts and finish reason (None for a backend that returns none)
+    """
+
+    def __init__(self, pieces: Iterable[str]):
+        self._it = iter(pieces)
+        self.generation: Generation | None = None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        try:
+            return next(self._it)
+        except StopIteration as stop:
+            self.generation = stop.value if isinstance(stop.value, Generation) else None
+            raise
+
+    def close(self) -> None:
+        """Stop the backend's stream (a client went away): its `finally` cancels the generation."""
+        close = getattr(self._it, "close", None)
+        if close is not None:
+            close()

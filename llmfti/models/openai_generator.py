@@ -54,11 +54,30 @@ class OpenAIGenerator(Generator):
         )
 
     def stream(self, request: GenerationRequest):
+        """Text pieces from the server's stream; returns a `Generation` with the server's finish reason
+        and usage (asked for with `stream_options.include_usage`; counted locally if not sent)."""
         self.warm_up()
+        pieces: list[str] = []
+        finish, usage = None, None
         with self._mapped_errors(request):
-            for chunk in self._client.chat.completions.create(**self._params(request), stream=True):
-                if chunk.choices and chunk.choices[0].delta.content:
-                    yield chunk.choices[0].delta.content
+            chunks = self._client.chat.completions.create(**self._params(request), stream=True, stream_options={"include_usage": True})
+            for chunk in chunks:
+                if getattr(chunk, "usage", None) is not None:
+                    usage = chunk.usage  # the extra last chunk (no choices) of include_usage
+                if not chunk.choices:
+                    continue
+                choice = chunk.choices[0]
+                if choice.finish_reason:
+                    finish = choice.finish_reason
+                if choice.delta.content:
+                    pieces.append(choice.delta.content)
+                    yield choice.delta.content
+        return Generation(
+            text="".join(pieces).strip(),
+            prompt_tokens=(getattr(usage, "prompt_tokens", None) or len(request.input_ids)),
+            completion_tokens=(getattr(usage, "completion_tokens", None) or len(pieces)),
+            finish_reason=finish or "stop",
+        )
 
     @contextmanager
     def _mapped_errors(self, request: GenerationRequest):

@@ -67,6 +67,8 @@ class TransformersGenerator(Generator):
             raise GenerationTimeout(f"generation did not finish within {timeout:g}s") from None
 
     def stream(self, request: GenerationRequest):
+        """Text pieces as the model produces them; returns the worker's `Generation` (real token
+        counts and finish reason: "length" when cut by max_new_tokens)."""
         from transformers import TextIteratorStreamer
 
         self.warm_up()
@@ -81,7 +83,9 @@ class TransformersGenerator(Generator):
             raise GenerationTimeout(f"no token within {request.settings.timeout_s:g}s") from None
         finally:
             job.cancelled = True  # a client that went away stops the generation at the next token
-        job.future.result(timeout=request.settings.timeout_s)  # re-raises the worker's error, if any
+        # The streamer ends when generate() returns; the worker then sets the job's Generation (or its
+        # error, re-raised here). The same result the blocking path returns, so counts agree.
+        return job.future.result(timeout=request.settings.timeout_s)
 
     # --- worker -----------------------------------------------------------------------------------
     def _collect(self, first: _Job) -> list[_Job]:

@@ -17,9 +17,11 @@ import uuid
 from pathlib import Path
 
 from llmfti.background import Periodic
+from llmfti.logs import get_logger
 from llmfti.sources.timeparse import parse_time, utcnow
 
 LOG_TABLE = "_inference_log"
+logger = get_logger(__name__)
 
 
 def log_schema():
@@ -42,10 +44,10 @@ JSON_FIELDS = ("request", "features", "retrieved", "timings_ms")
 
 
 def _report_flush_failure(exc: Exception) -> None:
-    import sys
-
-    # A failed flush keeps its segments on disk; the next tick retries them.
-    print(f"inference log flush failed (will retry): {exc}", file=sys.stderr)
+    # A failed flush keeps its segments on disk; the next tick retries them. The traceback only at
+    # debug level: a storage outage repeats this every tick.
+    logger.warning("inference log flush failed (rows stay buffered on disk; retrying every tick): %s: %s", type(exc).__name__, exc)
+    logger.debug("inference log flush failure", exc_info=exc)
 
 
 def _owner(name: str) -> tuple[int | None, str | None]:

@@ -17,12 +17,14 @@ from dataclasses import dataclass, field
 from pydantic import ValidationError
 
 from llmfti.errors import LlmftiError
-from llmfti.models.generation import GenerationRequest
+from llmfti.models.generation import GenerationRequest, StreamResult
 from llmfti.monitoring.timing import StageTimer
 from llmfti.pipelines.inference.retrieval import as_contexts, equality_filter, retrieve
 from llmfti.sources.timeparse import utcnow
-from llmfti.tools import encode_with_tools, get_tool, parse_tool_call
+from llmfti.tools import encode_with_tools, get_tool, json_safe_result, parse_tool_call
 from llmfti.transforms.on_demand import compute_features
+
+TOOL_CALL_TAG = "<tool_call>"
 
 
 class RequestInvalid(LlmftiError):
@@ -33,6 +35,25 @@ class RequestInvalid(LlmftiError):
     def __init__(self, message: str, errors: list | None = None):
         super().__init__(message)
         self.errors = errors or []
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> "RequestInvalid":
+        """One readable line per pydantic error ('field.sub: message'); a non-object body is 'body'."""
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        return cls("; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors), errors)
+
+
+class ToolBudgetExhausted(LlmftiError):
+    """The model still asked for a tool after the deployment's `max_tool_rounds` (HTTP 502): there is
+    no answer, and returning the tool-call markup as one would hide that."""
+
+    exit_code = 7
+
+
+class ResponseUnencodable(LlmftiError):
+    """The answer cannot be encoded as JSON (e.g. a NaN score): refused before the log row says ok."""
+
+    exit_code = 1
 
 
 @dataclass
@@ -67,8 +88,7 @@ def prepare(runtime, raw: dict, request_id: str | None = None, *, features: dict
     try:
         req = runtime.request_model.model_validate(raw)
     except ValidationError as exc:
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
-        raise RequestInvalid("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors), errors) from None
+        raise RequestInvalid.from_validation(exc) from None
     data = req.model_dump()
     config = runtime.config
     with p.timer.stage("on_demand"):
@@ -76,7 +96,7 @@ def prepare(runtime, raw: dict, request_id: str | None = None, *, features: dict
     p.question = data["question"]
     k = config.retrieval.k if data.get("k") is None else data["k"]
     if runtime.tables is not None and k > 0:
-        where = equality_filter(data.get("filters"), config.retrieval.filters)
+        where = equality_filter(data.get("filters"), config.retrieval.filters, runtime.filter_kinds)
         query = p.features.get("normalized_question") or p.question
         p.commit = commit if commit is not None else runtime.commit_for_request()
         with p.timer.stage("embed_query"):
@@ -107,20 +127,33 @@ def _generate(p: Prepared):
     request.tools = [t.schema() for t in tools]
     request.input_ids = encode_with_tools(rt.encoder, messages, tools)
     calls = []
-    for _ in range(config.max_tool_rounds):
+    # max_tool_rounds tool calls, then one more generation that must answer.
+    for round_ in range(config.max_tool_rounds + 1):
         gen = rt.generator.generate(request)
-        call = parse_tool_call(gen.text)
-        if call is None:
+        if TOOL_CALL_TAG not in gen.text:
             return gen, calls
-        name, args = call
-        try:
-            result = get_tool(name).fn(**args) if name in config.tools else f"error: tool {name!r} is not allowed"
-        except Exception as exc:  # a tool error is information for the model, not a server failure
-            result = f"error: {exc}"
+        if round_ == config.max_tool_rounds:
+            raise ToolBudgetExhausted(
+                f"the model still asked for a tool after {config.max_tool_rounds} tool round(s) (the deployment's max_tool_rounds); "
+                "it gave no answer"
+            )
+        call = parse_tool_call(gen.text)
+        if call is None:  # markup the parser cannot read: tell the model, as for any tool error
+            name, args = None, {}
+            result = 'error: malformed tool call; use <tool_call>{"name": ..., "arguments": {...}}</tool_call>'
+        else:
+            name, args = call
+            try:
+                result = get_tool(name).fn(**args) if name in config.tools else f"error: tool {name!r} is not allowed"
+            except Exception as exc:  # a tool error is information for the model, not a server failure
+                result = f"error: {exc}"
+            # Plain JSON from here on: the model reads it and the response carries it, so a NaN or an
+            # odd object must not turn a finished (and logged) answer into a serialization failure.
+            result = json_safe_result(name, result)
         calls.append({"name": name, "arguments": args, "result": result})
-        messages = messages + [{"role": "assistant", "content": gen.text}, {"role": "tool", "name": name, "content": json.dumps(result, default=str)}]
+        messages = messages + [{"role": "assistant", "content": gen.text}, {"role": "tool", "name": name or "invalid_tool_call", "content": json.dumps(result)}]
         request = GenerationRequest(input_ids=encode_with_tools(rt.encoder, messages, tools), messages=messages, settings=config.generation, tools=request.tools)
-    return rt.generator.generate(request), calls
+    raise AssertionError("unreachable: the last round returns or raises")
 
 
 def citations(p: Prepared) -> list[dict]:
@@ -169,19 +202,28 @@ def invoke(runtime, raw: dict, *, log=None, metrics=None, request_id: str | None
         p = prepare(runtime, raw, request_id, features=features, commit=commit)
         with p.timer.stage("generate"):
             gen, calls = _generate(p)
+        out = {
+            "answer": gen.text, "citations": citations(p), "request_id": p.request_id, "versions": _versions(p), "timings_ms": {},
+            "usage": {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens, "finish_reason": gen.finish_reason},
+        }
+        if calls:
+            out["tool_calls"] = calls
+        _check_encodable(out)  # before the row says ok: the response and its log row must agree
     except Exception as exc:
         log_failure(runtime, raw, exc, log, metrics, p, request_id)
         raise
-    timings = finish_log(p, log, metrics, status="ok", output=gen.text, prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens)
-    out = {
-        "answer": gen.text, "citations": citations(p), "request_id": p.request_id, "versions": _versions(p), "timings_ms": timings,
-        "usage": {"prompt_tokens": gen.prompt_tokens, "completion_tokens": gen.completion_tokens, "finish_reason": gen.finish_reason},
-    }
-    if calls:
-        out["tool_calls"] = calls
+    out["timings_ms"] = finish_log(p, log, metrics, status="ok", output=gen.text, prompt_tokens=gen.prompt_tokens, completion_tokens=gen.completion_tokens)
     if return_prompt:
         out["prompt_text"] = p.encoded.text
     return out
+
+
+def _check_encodable(out: dict) -> None:
+    """The JSON encoding responses use (Starlette's: UTF-8, no NaN or infinity) must accept `out`."""
+    try:
+        json.dumps(out, ensure_ascii=False, allow_nan=False).encode("utf-8")
+    except (TypeError, ValueError) as exc:  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        raise ResponseUnencodable(f"the response cannot be encoded as JSON: {exc}") from None
 
 
 def prepare_logged(runtime, raw: dict, *, log=None, metrics=None, request_id: str | None = None) -> Prepared:
@@ -197,26 +239,34 @@ def prepare_logged(runtime, raw: dict, *, log=None, metrics=None, request_id: st
 
 
 def stream_prepared(p: Prepared, *, log=None, metrics=None):
-    """Yields ("token", text) events, then ("done", answer + citations + versions + timings), or
-    ("error", ...) if generation fails mid-stream (the request is logged either way)."""
+    """Yields ("token", text) events, then ("done", answer + citations + versions + usage + timings),
+    or ("error", exception) if generation fails mid-stream (the request is logged either way; the
+    caller decides what of the exception a client may see)."""
     runtime = p.runtime
     _, request = _request(p)
     pieces: list[str] = []
     finished = False
+    stream = StreamResult(runtime.generator.stream(request))
     try:
         with p.timer.stage("generate"):
-            for piece in runtime.generator.stream(request):
+            for piece in stream:
                 pieces.append(piece)
                 yield "token", piece
         finished = True
     except Exception as exc:
         finished = True
         log_failure(runtime, p.raw, exc, log, metrics, p)
-        yield "error", {"error": str(exc), "type": type(exc).__name__, "request_id": p.request_id}
+        yield "error", exc
         return
     finally:
         if not finished:  # the client disconnected (GeneratorExit): still one log row, with what was sent
+            stream.close()  # stops the backend's generation now, not when the generator is collected
             finish_log(p, log, metrics, status="cancelled", output="".join(pieces).strip(), prompt_tokens=len(p.encoded.input_ids))
-    answer = "".join(pieces).strip()
-    timings = finish_log(p, log, metrics, status="ok", output=answer, prompt_tokens=len(p.encoded.input_ids))
-    yield "done", {"answer": answer, "citations": citations(p), "request_id": p.request_id, "versions": _versions(p), "timings_ms": timings}
+    gen = stream.generation
+    answer = gen.text if gen is not None else "".join(pieces).strip()
+    # A backend whose stream returns no Generation: count pieces, and "stop" is all that is known.
+    usage = {"prompt_tokens": gen.prompt_tokens if gen else len(p.encoded.input_ids),
+             "completion_tokens": gen.completion_tokens if gen else len(pieces),
+             "finish_reason": gen.finish_reason if gen else "stop"}
+    timings = finish_log(p, log, metrics, status="ok", output=answer, prompt_tokens=usage["prompt_tokens"], completion_tokens=usage["completion_tokens"])
+    yield "done", {"answer": answer, "citations": citations(p), "request_id": p.request_id, "versions": _versions(p), "usage": usage, "timings_ms": timings}

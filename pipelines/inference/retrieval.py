@@ -3,11 +3,15 @@ pipeline can time query embedding and retrieval as separate stages)."""
 
 from __future__ import annotations
 
+import re
 import threading
 
 from llmfti.errors import ConfigError
+from llmfti.logs import get_logger
 from llmfti.tables import sql_quote
 from llmfti.transforms.model_dependent import Context
+
+logger = get_logger(__name__)
 
 
 class PinnedTables:
@@ -38,13 +42,29 @@ class PinnedTables:
             return self._by_commit[commit]
 
 
-def equality_filter(filters: dict[str, str] | None, allowed: list[str]) -> str | None:
+def equality_filter(filters: dict[str, str] | None, allowed: list[str], kinds: dict[str, str] | None = None) -> str | None:
+    """The SQL `where` of a request's equality filters. `kinds` (column -> 'string' | 'integer' |
+    'boolean', from the table schema) types each literal, so a value that cannot match its column is
+    the client's 422 here rather than a search-engine error."""
     if not filters:
         return None
     bad = sorted(set(filters) - set(allowed))
     if bad:
         raise ConfigError(f"filters on {bad} are not allowed by this deployment (allowed: {allowed or 'none'})")
-    return " AND ".join(f"{col} = {sql_quote(str(val))}" for col, val in sorted(filters.items()))
+    kinds = kinds or {}
+    return " AND ".join(f"{col} = {_literal(col, str(val), kinds.get(col, 'string'))}" for col, val in sorted(filters.items()))
+
+
+def _literal(col: str, value: str, kind: str) -> str:
+    if kind == "integer":
+        if not re.fullmatch(r"-?[0-9]{1,18}", value.strip()):
+            raise ConfigError(f"filters.{col} must be an integer, got {value[:40]!r}")
+        return str(int(value))
+    if kind == "boolean":
+        if value.strip().lower() not in ("true", "false"):
+            raise ConfigError(f"filters.{col} must be true or false, got {value[:40]!r}")
+        return value.strip().lower()
+    return sql_quote(value)
 
 
 def retrieve(table, vector, query_text: str, k: int, *, hybrid: bool = False, where: str | None = None) -> list[dict]:
@@ -53,7 +73,15 @@ def retrieve(table, vector, query_text: str, k: int, *, hybrid: bool = False, wh
 
     if k <= 0:
         return []
-    return query_table(table, vector, query_text, k, hybrid=hybrid, where=where, columns=["chunk_id", "doc_id", "source", "heading_path", "text"])
+    try:
+        return query_table(table, vector, query_text, k, hybrid=hybrid, where=where, columns=["chunk_id", "doc_id", "source", "heading_path", "text"])
+    except ConfigError as exc:
+        if not where:
+            raise
+        # The search engine's message names its source files and the table schema: the server log
+        # keeps it (with the request id); the client learns only that its filters did not apply.
+        logger.error("filter %r failed in the search engine: %s", where, exc)
+        raise ConfigError("the filters could not be applied to this feature group (details are in the server log)") from None
 
 
 def as_contexts(rows: list[dict]) -> list[Context]:

@@ -24,6 +24,7 @@ class DeploymentRuntime:
     tables: object | None = None
     request_model: type | None = None
     model_info: dict = field(default_factory=dict)
+    filter_kinds: dict = field(default_factory=dict)  # filter column -> 'string' | 'integer' | 'boolean'
 
     @property
     def name(self) -> str:
@@ -84,6 +85,11 @@ def build_runtime(home, record, cache: RuntimeCache, generator_override=None) ->
         runtime.embedder = cache.get(("embedder", fg.info["embedder_fingerprint"]), fg.embedder)
         runtime.embedder.warm_up()
         runtime.tables = PinnedTables(fg)
+        if config.retrieval.filters:
+            from llmfti.config.deployments import filterable_columns
+
+            kinds = filterable_columns(fg.table().schema)
+            runtime.filter_kinds = {col: kinds[col] for col in config.retrieval.filters if col in kinds}
     return runtime
 
 

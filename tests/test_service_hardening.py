@@ -1,0 +1,457 @@
+"""Service hardening: hostile or unlucky clients get clear JSON errors with the request id (never a
+traceback or the server's internals), the service fails closed on auth, liveness answers under any
+load, tool loops end in an answer or a clear error, and failures reach the server log."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import threading
+import time
+
+import pytest
+from fastapi.testclient import TestClient
+
+from agent_fixtures import agent_home, deploy  # noqa: F401 (fixture)
+from llmfti.errors import ConfigError
+from llmfti.testing.scripted_generator import ScriptedGenerator
+
+TOOL_CALL = '<tool_call>{{"name": "{name}", "arguments": {args}}}</tool_call>'
+
+
+def tool_call(name: str, **args) -> str:
+    return TOOL_CALL.format(name=name, args=json.dumps(args))
+
+
+def app_log(client, deployment: str) -> dict[str, dict]:
+    """Rows of a running app's inference log (flushed first: rows wait in its open segment)."""
+    client.app.state.log.flush()
+    return {r["request_id"]: r for r in client.app.state.log.query(deployment, limit=None)}
+
+
+def read_log(home, deployment: str) -> dict[str, dict]:
+    from llmfti.store import FeatureStore
+    from llmfti.store.inference_log import InferenceLog
+
+    log = InferenceLog(FeatureStore(home))
+    try:
+        log.flush()
+        return {r["request_id"]: r for r in log.query(deployment, limit=None)}
+    finally:
+        log.close()
+
+
+@pytest.fixture
+def server_log():
+    """What llmfti logs, formatted as the service formats it (request id on every line)."""
+    from llmfti.logs import TEXT_FORMAT, _RequestIdFilter
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(_RequestIdFilter())
+    handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    logger = logging.getLogger("llmfti")
+    old_level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield stream
+    logger.removeHandler(handler)
+    logger.setLevel(old_level)
+
+
+class RaisingGenerator(ScriptedGenerator):
+    """Fails every generation with `exc`."""
+
+    def __init__(self, exc: Exception):
+        super().__init__(["unused"])
+        self.exc = exc
+
+    def _reply(self, request):  # both generate() and stream() fail
+        self.requests.append(request)
+        raise self.exc
+
+
+# --- 8: auth fails closed ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env, fragment",
+    [
+        ({"LLMFTI_API_KEYS": " , "}, "LLMFTI_API_KEYS is set but holds no API key"),
+        ({"LLMFTI_API_KEYS": ""}, "LLMFTI_API_KEYS is set but holds no API key"),
+        ({"LLMFTI_API_KEYS_FILE": "{empty}"}, "holds no API key"),
+        ({"LLMFTI_API_KEYS_FILE": "{comments}"}, "holds no API key"),
+        ({"LLMFTI_API_KEYS_FILE": "{missing}"}, "cannot read LLMFTI_API_KEYS_FILE"),
+    ],
+)
+def test_configured_but_empty_key_source_refuses_to_start(agent_home, tmp_path, monkeypatch, env, fragment):
+    from llmfti.agents.app import create_app
+
+    files = {"empty": tmp_path / "empty.keys", "comments": tmp_path / "comments.keys", "missing": tmp_path / "missing.keys"}
+    files["empty"].write_text("\n\n")
+    files["comments"].write_text("# production keys\n   # indented comment\n\t#another\n")
+    monkeypatch.delenv("LLMFTI_API_KEYS", raising=False)
+    monkeypatch.delenv("LLMFTI_API_KEYS_FILE", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(**{k: str(v) for k, v in files.items()}))
+    with pytest.raises(ConfigError, match=fragment):
+        create_app(agent_home)
+    with pytest.raises(ConfigError):
+        create_app(agent_home, api_keys={" ", ""})  # keys given in code: only empty ones is no auth by mistake
+
+
+def test_keys_file_comments_are_stripped_and_keys_compared_in_constant_time(agent_home, tmp_path, monkeypatch):
+    import hmac
+
+    from llmfti.agents import auth
+    from llmfti.agents.app import create_app
+
+    keys_file = tmp_path / "api.keys"
+    keys_file.write_text("  # old-key\n  first-key  \n\nsecond-key\n")
+    monkeypatch.delenv("LLMFTI_API_KEYS", raising=False)
+    monkeypatch.setenv("LLMFTI_API_KEYS_FILE", str(keys_file))
+    assert auth.load_api_keys() == {"first-key", "second-key"}
+
+    calls = []
+    real = hmac.compare_digest
+    monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: calls.append(1) or real(a, b))
+    with TestClient(create_app(agent_home, generator_override=ScriptedGenerator(["ok"]))) as c:
+        for token in ("# old-key", "old-key", "first-key-but-longer", ""):
+            r = c.get("/v1/deployments", headers={"Authorization": f"Bearer {token}"})
+            assert r.status_code == 401 and r.json()["request_id"] == r.headers["x-request-id"]
+        calls.clear()
+        assert c.get("/v1/deployments", headers={"Authorization": "Bearer first-key"}).status_code == 200
+        assert len(calls) == 2  # every key compared, none skipped once one matched
+        assert c.get("/v1/deployments", headers={"Authorization": "bearer second-key"}).status_code == 200
+
+
+# --- 9: liveness under load, bounded concurrency ----------------------------------------------------
+
+
+def test_healthz_answers_while_invokes_block_and_overload_is_a_503(agent_home, tmp_path):
+    from llmfti.agents.app import create_app
+
+    deploy(agent_home, tmp_path, name="gated", generation={"timeout_s": 120, "max_new_tokens": 8})
+    gate = threading.Event()
+    safety = threading.Timer(90, gate.set)  # never hang the suite, whatever happens
+    safety.start()
+
+    def blocked(request):
+        gate.wait(90)
+        return "released"
+
+    gen = ScriptedGenerator(blocked)
+    app = create_app(agent_home, api_keys=set(), generator_override=gen, max_in_flight=50)
+    statuses: list[int] = []
+    with TestClient(app) as c:
+        def call():
+            statuses.append(c.post("/v1/deployments/gated/invoke", json={"question": "loops?"}).status_code)
+
+        threads = [threading.Thread(target=call) for _ in range(50)]
+        for t in threads:
+            t.start()
+        deadline = time.time() + 60
+        while len(gen.requests) < 50 and time.time() < deadline:
+            time.sleep(0.05)
+        assert len(gen.requests) == 50, "all 50 requests should be generating at once"
+        t0 = time.perf_counter()
+        health, ready = c.get("/healthz"), c.get("/readyz")
+        elapsed = time.perf_counter() - t0
+        over = c.post("/v1/deployments/gated/invoke", json={"question": "one too many"})
+        still_blocked = not gate.is_set()
+        gate.set()
+        for t in threads:
+            t.join(60)
+    safety.cancel()
+    assert still_blocked  # both answers came while all 50 were blocked
+    assert health.status_code == 200 and ready.status_code == 200 and elapsed < 2.0, elapsed
+    assert over.status_code == 503 and over.headers["retry-after"] == "1"
+    body = over.json()
+    assert body["type"] == "Overloaded" and "50 requests in flight" in body["error"] and body["request_id"] == over.headers["x-request-id"]
+    assert statuses == [200] * 50  # the admitted ones all finished
+
+
+def test_max_in_flight_from_the_environment(agent_home, monkeypatch):
+    from llmfti.agents.app import create_app
+
+    monkeypatch.setenv("LLMFTI_MAX_IN_FLIGHT", "lots")
+    with pytest.raises(ConfigError, match="LLMFTI_MAX_IN_FLIGHT"):
+        create_app(agent_home, api_keys=set())
+    monkeypatch.setenv("LLMFTI_MAX_IN_FLIGHT", "3")
+    app = create_app(agent_home, api_keys=set())
+    limits = [m for m in app.user_middleware if m.cls.__name__ == "ConcurrencyLimit"]
+    assert limits and limits[0].kwargs["max_in_flight"] == 3
+
+
+# --- 11: OpenAI request validation --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chat_client(agent_home, tmp_path_factory):
+    from llmfti.agents.app import create_app
+
+    deploy(agent_home, tmp_path_factory.mktemp("chat"), name="chat")
+    app = create_app(agent_home, api_keys=set(), generator_override=ScriptedGenerator(["fine"]))
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.mark.parametrize(
+    "messages, fragment",
+    [
+        ("What is a loop?", "messages"),
+        ([1], "messages.0"),
+        ({"role": "user", "content": "hi"}, "messages"),
+        ([{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "http://x/cat.png"}}]}], "messages.0.content"),
+        ([{"role": "wizard", "content": "hi"}], "messages.0.role"),
+        ([], "messages"),
+    ],
+)
+def test_malformed_openai_messages_are_a_422_with_a_log_row(chat_client, agent_home, messages, fragment):
+    r = chat_client.post("/v1/chat/completions", json={"model": "chat", "messages": messages})
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert body["type"] == "RequestInvalid" and fragment in body["error"] and body["request_id"] == r.headers["x-request-id"]
+    row = app_log(chat_client, "chat")[body["request_id"]]
+    assert row["status"] == "RequestInvalid" and row["request"]["messages"] == messages
+
+
+def test_bodies_that_are_not_json_objects_get_our_error_shape(chat_client, agent_home):
+    r = chat_client.post("/v1/chat/completions", content=b"{not json", headers={"content-type": "application/json"})
+    assert r.status_code == 422 and r.json()["type"] == "RequestInvalid" and r.json()["request_id"]
+    r = chat_client.post("/v1/deployments/chat/invoke", json=["question"])
+    assert r.status_code == 422 and r.json()["request_id"] in app_log(chat_client, "chat")
+    r = chat_client.get("/no/such/route")
+    assert r.status_code == 404 and r.json()["request_id"] == r.headers["x-request-id"]
+    ok = chat_client.post("/v1/chat/completions", json={"model": "chat", "messages": [
+        {"role": "system", "content": "be brief"}, {"role": "user", "content": [{"type": "text", "text": "loops?"}]}], "temperature": 0.2})
+    assert ok.status_code == 200 and ok.json()["choices"][0]["message"]["content"] == "fine"
+
+
+# --- 13: tools: non-finite results, non-JSON results, exhausted budget ---------------------------------
+
+
+def test_calculator_refuses_non_finite_results():
+    from llmfti.tools import calculator
+
+    with pytest.raises(ValueError, match="finite"):
+        calculator("*".join(["1e14"] * 30))  # 1e420: inf in floats
+    assert calculator("*".join(["1e14"] * 20)) == pytest.approx(1e280)
+
+
+def _register_odd_tools():
+    from llmfti.tools import register_tool
+
+    register_tool("test_nan", "Returns NaN (a broken extension tool).", {})(lambda: float("nan"))
+    register_tool("test_object", "Returns an object JSON cannot carry.", {})(lambda: {"when": object.__new__(type("Opaque", (), {}))})
+
+
+def test_tool_results_json_cannot_carry_go_back_to_the_model(agent_home, tmp_path):
+    from llmfti.agents.app import create_app
+
+    _register_odd_tools()
+    deploy(agent_home, tmp_path, name="calc", tools=["calculator", "test_nan", "test_object"], max_tool_rounds=3)
+    overflow = "*".join(["1e14"] * 30)
+    gen = ScriptedGenerator([tool_call("calculator", expression=overflow), tool_call("test_nan"), tool_call("test_object"), "That number is too large."])
+    with TestClient(create_app(agent_home, api_keys=set(), generator_override=gen)) as c:
+        r = c.post("/v1/deployments/calc/invoke", json={"question": f"What is {overflow}?"})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["answer"] == "That number is too large."
+    calc, nan, obj = body["tool_calls"]
+    assert calc["result"].startswith("error:") and "finite" in calc["result"]
+    assert nan["result"].startswith("error:") and "finite" in nan["result"]
+    assert isinstance(obj["result"]["when"], str)  # an odd object becomes its text
+    assert "finite" in gen.requests[1].messages[-1]["content"]  # the model was told
+    row = read_log(agent_home, "calc")[body["request_id"]]
+    assert row["status"] == "ok" and row["output"] == body["answer"]  # response and log agree
+
+
+def test_exhausted_tool_budget_is_a_clear_502(agent_home, tmp_path):
+    from llmfti.agents.app import create_app
+
+    deploy(agent_home, tmp_path, name="loopy", tools=["calculator"], max_tool_rounds=2)
+    gen = ScriptedGenerator([tool_call("calculator", expression="1+1")])
+    with TestClient(create_app(agent_home, api_keys=set(), generator_override=gen)) as c:
+        r = c.post("/v1/deployments/loopy/invoke", json={"question": "add forever"})
+        chat = c.post("/v1/chat/completions", json={"model": "loopy", "messages": [{"role": "user", "content": "add forever"}]})
+    assert r.status_code == 502, r.text
+    body = r.json()
+    assert body["type"] == "ToolBudgetExhausted" and "max_tool_rounds" in body["error"] and "<tool_call>" not in r.text
+    assert len(gen.requests) == 2 * 3  # per request: 2 tool rounds, then one generation that still asked for a tool
+    assert chat.status_code == 502 and chat.json()["type"] == "ToolBudgetExhausted"
+    rows = read_log(agent_home, "loopy")
+    assert rows[body["request_id"]]["status"] == "ToolBudgetExhausted" and "max_tool_rounds" in rows[body["request_id"]]["error"]
+
+
+def test_an_answer_that_cannot_be_encoded_is_never_logged_ok(agent_home, tmp_path, monkeypatch):
+    from llmfti.agents.app import create_app
+    from llmfti.pipelines.inference import online
+
+    deploy(agent_home, tmp_path, name="nan-score")
+    real = online.citations
+    monkeypatch.setattr(online, "citations", lambda p: [{**c, "score": float("nan")} for c in real(p)])
+    with TestClient(create_app(agent_home, api_keys=set(), generator_override=ScriptedGenerator(["fine"]))) as c:
+        r = c.post("/v1/deployments/nan-score/invoke", json={"question": "loops"})
+        rows = app_log(c, "nan-score")
+    assert r.status_code == 500 and r.json()["type"] == "ResponseUnencodable"
+    assert rows[r.json()["request_id"]]["status"] == "ResponseUnencodable"  # response and log agree
+
+
+# --- 14: no internals in error bodies; docs behind the keys --------------------------------------------
+
+
+def test_backend_failures_keep_their_details_in_the_server_log(agent_home, tmp_path, server_log):
+    from llmfti.agents.app import create_app
+    from llmfti.models.generation import BackendUnavailable, GenerationTimeout
+
+    deploy(agent_home, tmp_path, name="upstream")
+    secret = "OpenAI-compatible server http://10.9.8.7:8001/v1 failed: Error code: 500 - {'detail': 'CUDA OOM at /srv/vllm/worker.py'}"
+    for exc, status in ((BackendUnavailable(secret), 502), (GenerationTimeout("http://10.9.8.7:8001/v1 did not answer within 5s"), 504)):
+        with TestClient(create_app(agent_home, api_keys=set(), generator_override=RaisingGenerator(exc))) as c:
+            r = c.post("/v1/deployments/upstream/invoke", json={"question": "q"})
+            streamed = c.post("/v1/deployments/upstream/invoke?stream=true", json={"question": "q"})
+            chat = c.post("/v1/chat/completions", json={"model": "upstream", "stream": True, "messages": [{"role": "user", "content": "q"}]})
+        assert r.status_code == status and r.json()["type"] == type(exc).__name__
+        for text in (r.text, streamed.text, chat.text):
+            assert "10.9.8.7" not in text and "/srv/" not in text
+        request_id = r.json()["request_id"]
+        assert request_id in r.json()["error"] and "server log" in r.json()["error"]
+        assert "event: error" in streamed.text and '"request_id"' in streamed.text
+        logged = [line for line in server_log.getvalue().splitlines() if f"[req={request_id}]" in line]
+        assert any("10.9.8.7" in line for line in logged), server_log.getvalue()
+
+
+def test_unexpected_errors_are_a_json_500_and_a_logged_traceback(agent_home, tmp_path, server_log):
+    from llmfti.agents.app import create_app
+
+    deploy(agent_home, tmp_path, name="buggy")
+    gen = RaisingGenerator(RuntimeError("index out of range in /srv/llmfti/secret_module.py"))
+    with TestClient(create_app(agent_home, api_keys=set(), generator_override=gen)) as c:
+        r = c.post("/v1/deployments/buggy/invoke", json={"question": "q"})
+    assert r.status_code == 500
+    body = r.json()
+    assert body["type"] == "InternalError" and "secret_module" not in r.text and "Traceback" not in r.text
+    request_id = body["request_id"]
+    text = server_log.getvalue()
+    assert f"[req={request_id}]" in text and "Traceback (most recent call last)" in text and "secret_module.py" in text
+    assert read_log(agent_home, "buggy")[request_id]["status"] == "RuntimeError"
+
+
+def test_bad_filter_values_get_a_clean_422(agent_home, tmp_path):
+    from llmfti.agents.app import create_app
+
+    deploy(agent_home, tmp_path, name="filtered", retrieval={"filters": ["doc_id", "chunk_index"]})
+    with TestClient(create_app(agent_home, api_keys=set(), generator_override=ScriptedGenerator(["fine"]))) as c:
+        bad = c.post("/v1/deployments/filtered/invoke", json={"question": "loops", "filters": {"chunk_index": "0 OR 1=1"}})
+        good = c.post("/v1/deployments/filtered/invoke", json={"question": "loops", "filters": {"chunk_index": "0", "doc_id": "gen.md"}})
+        quote = c.post("/v1/deployments/filtered/invoke", json={"question": "loops", "filters": {"doc_id": "it's\\"}})
+    assert bad.status_code == 422 and "filters.chunk_index must be an integer" in bad.json()["error"]
+    assert ".rs" not in bad.text and "Valid fields" not in bad.text and "Int32" not in bad.text
+    assert good.status_code == 200 and [c["source"].split("/")[-1] for c in good.json()["citations"]] == ["gen.md"]
+    assert quote.status_code == 200 and quote.json()["citations"] == []
+
+
+def test_search_engine_errors_stay_in_the_server_log(agent_home, server_log):
+    from llmfti.pipelines.inference.retrieval import retrieve
+    from llmfti.store import FeatureStore
+
+    fg = FeatureStore(agent_home).feature_group("docs:1")
+    embedder = fg.embedder()
+    with pytest.raises(ConfigError) as info:
+        retrieve(fg.table(), embedder.embed_query("loops"), "loops", 2, where="no_such_column = 'x'")
+    assert "could not be applied" in str(info.value) and "Valid fields" not in str(info.value) and "chunk_id" not in str(info.value)
+    assert "no_such_column" in server_log.getvalue()
+
+
+def test_readyz_and_404_do_not_show_build_errors(agent_home, tmp_path, monkeypatch, server_log):
+    from llmfti.agents import manager as manager_module
+    from llmfti.agents.app import create_app
+
+    deploy(agent_home, tmp_path, name="broken")
+    real = manager_module.build_runtime
+
+    def build(home, record, *args, **kwargs):
+        if record["name"] == "broken":
+            raise OSError("cannot open /srv/models/secret-weights/model.safetensors")
+        return real(home, record, *args, **kwargs)
+
+    monkeypatch.setattr(manager_module, "build_runtime", build)
+    with TestClient(create_app(agent_home, api_keys=set(), generator_override=ScriptedGenerator(["ok"]))) as c:
+        ready = c.get("/readyz")
+        missing = c.post("/v1/deployments/broken/invoke", json={"question": "q"})
+    assert ready.status_code == 200 and "broken" in ready.json()["errors"] and "failed to load" in ready.json()["errors"]["broken"]
+    assert missing.status_code == 404 and "failed to load" in missing.json()["error"]
+    for text in (ready.text, missing.text):
+        assert "/srv/models" not in text and "safetensors" not in text
+    assert "/srv/models/secret-weights" in server_log.getvalue()
+
+
+def test_docs_openapi_and_metrics_can_be_put_behind_the_keys(agent_home, monkeypatch):
+    from llmfti.agents.app import create_app
+
+    key = {"Authorization": "Bearer docs-key"}
+    with TestClient(create_app(agent_home, api_keys={"docs-key"}, protect_docs=True, generator_override=ScriptedGenerator(["ok"]))) as c:
+        for path in ("/docs", "/openapi.json", "/metrics", "/redoc"):
+            denied = c.get(path)
+            assert denied.status_code == 401 and denied.json()["request_id"], path
+            assert c.get(path, headers=key).status_code == 200, path
+        assert c.get("/healthz").status_code == 200 and c.get("/readyz").status_code == 200  # probes stay open
+    with TestClient(create_app(agent_home, api_keys={"docs-key"}, generator_override=ScriptedGenerator(["ok"]))) as c:
+        assert c.get("/metrics").status_code == 200  # off by default
+    monkeypatch.setenv("LLMFTI_PROTECT_DOCS", "1")
+    with pytest.raises(ConfigError, match="needs API keys"):
+        create_app(agent_home, api_keys=set())  # protecting docs with no keys would protect nothing
+    monkeypatch.setenv("LLMFTI_API_KEYS", "env-key")
+    app = create_app(agent_home)
+    guard = [m for m in app.user_middleware if m.cls.__name__ == "AuthGuard"][0]
+    assert guard.kwargs["protect_docs"] is True
+
+
+# --- 15, 16: deploy-time checks ----------------------------------------------------------------------
+
+
+def test_deploy_refuses_filters_on_columns_the_feature_group_lacks(agent_home, tmp_path):
+    with pytest.raises(ConfigError) as info:
+        deploy(agent_home, tmp_path, name="nofilter", retrieval={"filters": ["doc_id", "author", "vector"]})
+    message = str(info.value)
+    assert "['author', 'vector']" in message and "available:" in message and "doc_id" in message and "chunk_index" in message
+
+
+def test_backend_api_key_env_cannot_name_the_services_own_secrets():
+    from pydantic import ValidationError
+
+    from llmfti.config.deployments import BackendSettings
+
+    base = {"kind": "openai", "base_url": "http://127.0.0.1:8001/v1", "model": "m"}
+    for name in ("LLMFTI_API_KEYS", "LLMFTI_API_KEYS_FILE", "AWS_SECRET_ACCESS_KEY", "LLMFTI_BACKEND_", "llmfti_backend_key"):
+        with pytest.raises(ValidationError, match="must start with|LLMFTI_BACKEND_"):
+            BackendSettings(**base, api_key_env=name)
+    assert BackendSettings(**base, api_key_env="LLMFTI_BACKEND_VLLM_KEY").api_key_env == "LLMFTI_BACKEND_VLLM_KEY"
+
+
+# --- 24: the server log -------------------------------------------------------------------------------
+
+
+def test_a_failing_log_flush_logs_a_warning_and_retries(agent_home, server_log):
+    from llmfti.store import FeatureStore
+    from llmfti.store.inference_log import InferenceLog
+
+    log = InferenceLog(FeatureStore(agent_home), flush_interval_s=0.05)
+    real_insert = log.table.insert_new
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    log.table.insert_new = full_disk
+    log.append({"request_id": "flush-retry-1", "deployment": "flushy", "status": "ok"})
+    log.start()
+    deadline = time.time() + 20
+    while "inference log flush failed" not in server_log.getvalue() and time.time() < deadline:
+        time.sleep(0.05)
+    log.table.insert_new = real_insert
+    log.close()  # its final flush retries the buffered row
+    line = next(line for line in server_log.getvalue().splitlines() if "inference log flush failed" in line)
+    assert "WARNING" in line and "No space left on device" in line and "retrying" in line
+    assert "flush-retry-1" in read_log(agent_home, "flushy")
