@@ -14,14 +14,43 @@ JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 def serve(
     ctx: typer.Context,
     host: str = typer.Option("127.0.0.1", "--host", help="Interface to bind."),
-    port: int = typer.Option(8000, "--port", help="TCP port."),
+    port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port (0: any free port; --json prints the one chosen)."),
+    max_in_flight: Optional[int] = typer.Option(None, "--max-in-flight", min=1, help="Requests generating at once; more get 503 (default: LLMFTI_MAX_IN_FLIGHT or 32)."),
+    protect_docs: Optional[bool] = typer.Option(None, "--protect-docs/--no-protect-docs", help="Put /docs, /openapi.json and /metrics behind the API keys (default: LLMFTI_PROTECT_DOCS)."),
+    header_timeout: float = typer.Option(10.0, "--header-timeout", min=0.1, help="Seconds a client has to send its request headers."),
+    json_out: bool = typer.Option(False, "--json", help="When ready, print one JSON document (url, pid, deployments) on stdout; logs go to stderr."),
 ):
     """Serve every active deployment over HTTP (OpenAPI at /docs). Picks up deploys and rollbacks live."""
-    import uvicorn
+    import json
+    import os
+    import sys
+    import threading
+    import time
 
     from llmfti.agents.app import create_app
+    from llmfti.agents.serve import build_server
+    from llmfti.logs import configure_logging
 
-    uvicorn.run(create_app(home_of(ctx)), host=host, port=port, log_level="info")
+    configure_logging(os.environ.get("LLMFTI_LOG_LEVEL") or "info")
+    app = create_app(home_of(ctx), max_in_flight=max_in_flight, protect_docs=protect_docs)
+    server = build_server(app, host, port, header_timeout_s=header_timeout)
+
+    def announce():
+        # uvicorn binds in its own loop: wait until it serves, then read the real port (for --port 0).
+        while not server.started and not server.should_exit:
+            time.sleep(0.05)
+        if server.started and server.servers:
+            bound = server.servers[0].sockets[0].getsockname()[1]
+            doc = {"url": f"http://{host}:{bound}", "host": host, "port": bound, "pid": os.getpid(),
+                   "deployments": app.state.manager.status()["active"]}
+            if json_out:
+                sys.stdout.write(json.dumps(doc) + "\n")
+                sys.stdout.flush()
+            else:
+                console(stderr=True).print(f"serving {len(doc['deployments'])} deployment(s) at {doc['url']} (OpenAPI: {doc['url']}/docs)")
+
+    threading.Thread(target=announce, name="llmfti-announce", daemon=True).start()
+    server.run()
 
 
 def ask(
