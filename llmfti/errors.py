@@ -14,7 +14,7 @@ EXIT_CODES: dict[int, str] = {
     5: "input quarantined, with --fail-on-quarantine",
     6: "a training guard failed (the adapter changes nothing, the model never emits EOS)",
     7: "generation did not finish within its timeout",
-    8: "the generation backend (an OpenAI-compatible server) failed or is unreachable",
+    8: "generation failed: the backend (an OpenAI-compatible server) failed or is unreachable, or the model never finished its tool calls",
     130: "interrupted (Ctrl-C)",
 }
 

@@ -127,3 +127,32 @@ def test_python_snippets_run_on_a_fresh_home(tmp_path):
     script = "\n".join(textwrap.dedent(b) for b in blocks) + "\nprint('README-SNIPPETS-OK')\n"
     run = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert run.returncode == 0 and "README-SNIPPETS-OK" in run.stdout, run.stderr[-3000:]
+
+
+def test_every_error_class_exits_with_a_documented_code():
+    """One table: every LlmftiError subclass anywhere in llmfti uses a code from EXIT_CODES, and codes
+    6-8 each mean one thing (a training guard, a timeout, a failed backend)."""
+    import importlib
+    import pkgutil
+
+    import llmfti
+    from llmfti.errors import EXIT_CODES, LlmftiError
+
+    for mod in pkgutil.walk_packages(llmfti.__path__, "llmfti."):
+        if not mod.name.startswith(("llmfti.cli", "llmfti.testing")) and not mod.name.endswith("__main__"):
+            importlib.import_module(mod.name)
+    for sub in ("pipelines.inference.online", "agents.app"):
+        importlib.import_module(f"llmfti.{sub}")
+
+    def walk(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from walk(sub)
+
+    codes = {cls.__name__: cls.exit_code for cls in walk(LlmftiError)}
+    assert set(codes.values()) <= set(EXIT_CODES), codes
+    assert codes["TrainingGuardError"] == 6 and codes["GenerationTimeout"] == 7 and codes["BackendUnavailable"] == 8
+    from llmfti.training.guards import TrainingGuardError
+
+    guard_names = {TrainingGuardError.__name__} | {c.__name__ for c in walk(TrainingGuardError)}
+    assert {n for n, c in codes.items() if c == 6} == guard_names  # 6 means a training guard, nothing else

@@ -14,13 +14,13 @@ from llmfti.errors import LlmftiError
 class GenerationTimeout(LlmftiError):
     """Generation did not finish within the deployment's timeout (HTTP 504)."""
 
-    exit_code = 6
+    exit_code = 7
 
 
 class BackendUnavailable(LlmftiError):
     """The generation backend (e.g. an OpenAI-compatible server) failed or is unreachable (HTTP 502)."""
 
-    exit_code = 7
+    exit_code = 8
 
 
 @dataclass

@@ -47,7 +47,7 @@ class ToolBudgetExhausted(LlmftiError):
     """The model still asked for a tool after the deployment's `max_tool_rounds` (HTTP 502): there is
     no answer, and returning the tool-call markup as one would hide that."""
 
-    exit_code = 7
+    exit_code = 8
 
 
 class ResponseUnencodable(LlmftiError):
