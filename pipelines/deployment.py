@@ -87,10 +87,12 @@ def resolved_commit(config: DeploymentConfig, checks: dict, home: ProjectHome) -
 
 
 def promote(store: DeploymentStore, config: DeploymentConfig, *, force: bool = False, reason: str = "", stage: bool = False,
-            suite: str | None = None, suite_version: str | None = None) -> DeploymentRecord:
-    """The gated deploy: check the tuple, then activate it only if a passing eval of the identical tuple
-    exists (of `suite` at `suite_version` when given), or `force` with a `reason` (recorded). `stage`
-    records a version for evaluation without activating it (no eval needed)."""
+            suite: str | None = None, suite_version: str | None = None, suites_root=None) -> DeploymentRecord:
+    """The gated deploy: check the tuple, then activate it only when, for every gate suite of the
+    config (`gate_suites`, plus `suite` when given), a passing eval of the identical tuple exists at
+    the suite's current version, and, when another version serves, each of those evals compared the
+    tuple with it and found it not significantly worse (champion/challenger). `force` with a `reason`
+    (recorded) bypasses the gate. `stage` records a version for evaluation without activating it."""
     if force and not reason.strip():
         raise ConfigError("--force needs --reason: a promotion without a passing eval must say why")
     checks = check_deployment(config, store.home)
@@ -98,20 +100,53 @@ def promote(store: DeploymentStore, config: DeploymentConfig, *, force: bool = F
     key = tuple_key(config, commit)
     checks["checks"]["tuple_key"] = key
     checks["checks"]["resolved_commit"] = commit
-    bypassed = False
-    if not stage:
-        found, tried = find_passing_eval(store.home, key, config.model, suite, suite_version)
-        if found is not None:
-            checks["checks"]["eval"] = {k: str(getattr(found, k)) if k == "recorded_at" else getattr(found, k)
-                                        for k in ("suite", "suite_version", "deployment", "deployment_version", "recorded_at", "metrics")}
-        elif force:
-            bypassed = True
-        else:
-            what = f"suite {suite}" + (f"@{suite_version}" if suite_version else "") if suite else "any suite"
+    checks["checks"]["gate_suites"] = list(config.gate_suites)
+    if stage:
+        return store.deploy(config, checks=checks, stage=True, reason=reason)
+    problems, evals = _gate(store, config, key, commit, suite, suite_version, suites_root)
+    if evals:
+        checks["checks"]["eval"] = evals[0]
+        checks["checks"]["evals"] = evals
+    if problems and not force:
+        raise IncompatibleError(
+            f"{config.name} cannot be promoted: " + "; ".join(problems) + f" (model {config.model}, feature group {config.feature_group} "
+            f"@ commit {commit}, tuple {key})",
+            hint=f"llmfti deploy CONFIG --stage, then llmfti eval SUITE --deployment {config.name} --staged; or --force --reason '...'",
+        )
+    if problems:
+        checks["checks"]["bypassed"] = problems
+    return store.deploy(config, checks=checks, force=bool(problems), reason=reason)
+
+
+def _gate(store: DeploymentStore, config: DeploymentConfig, key: str, commit, suite, suite_version, suites_root) -> tuple[list[str], list[dict]]:
+    """(what stands in the way of promotion, the qualifying evals found)."""
+    from llmfti.errors import NotFoundError
+    from llmfti.evaluation.suites import load_suite
+
+    required = [(s.name, s.version) for s in (load_suite(n, suites_root) for n in config.gate_suites)]
+    if suite is not None:
+        required.append((suite, suite_version))
+    if not required:
+        return ["the deployment names no gate suites (gate_suites in its config)"], []
+    try:
+        champion = store.active(config.name)
+    except NotFoundError:
+        champion = None
+    if champion is not None and champion["checks"].get("tuple_key") == key:
+        champion = None  # re-deploying the serving tuple: nothing to compare with
+    problems, found_evals = [], []
+    for name, version in required:
+        found, tried = find_passing_eval(store.home, key, config.model, name, version)
+        if found is None:
             seen = "; ".join(f"{e.suite}@{e.suite_version}: {'pass' if e.passed else 'FAIL ' + ','.join(e.failing)}" for e in tried[-3:])
-            raise IncompatibleError(
-                f"no passing eval ({what}) for {config.name}'s tuple: model {config.model}, feature group {config.feature_group} "
-                f"@ commit {commit}, template/retrieval/generation settings (tuple {key})" + (f"; evals of this tuple: {seen}" if seen else ""),
-                hint=f"llmfti deploy CONFIG --stage, then llmfti eval SUITE --deployment {config.name} --staged; or --force --reason '...'",
-            )
-    return store.deploy(config, checks=checks, force=bypassed, reason=reason, stage=stage)
+            problems.append(f"no passing eval of suite {name}" + (f"@{version}" if version else "") + (f" (evals of this tuple: {seen})" if seen else ""))
+            continue
+        comp = found.comparison
+        if champion is not None and not (comp and comp.get("champion", {}).get("deployment_version") == champion["version"]):
+            problems.append(f"the eval of suite {name} did not compare this tuple with the serving version {champion['version']}")
+        elif champion is not None and not comp.get("passed"):
+            problems.append(f"suite {name}: significantly worse than the serving version {champion['version']} on {', '.join(comp['worse_on'])}")
+        found_evals.append({"suite": found.suite, "suite_version": found.suite_version, "deployment": found.deployment,
+                            "deployment_version": found.deployment_version, "recorded_at": str(found.recorded_at), "metrics": found.metrics,
+                            "comparison": comp})
+    return problems, found_evals

@@ -35,10 +35,13 @@ def _embedder_for(runtime, home):
     return embedder
 
 
-def run_eval(home, suite: Suite, record: dict, *, cache=None, generator_override=None, judge=None, progress=None, store: bool = True) -> dict:
+def run_eval(home, suite: Suite, record, *, cache=None, generator_override=None, judge=None, progress=None, store: bool = True,
+             compare: bool = True) -> dict:
     """Evaluate deployment version `record` (from DeploymentStore.get/active/staged) on `suite`.
     `judge`: a judge object (see judge.RagasJudge) or None to use the configured one if any.
-    `store`: record the result in the model registry (the promotion gate reads it there)."""
+    `store`: record the result in the model registry (the promotion gate reads it there).
+    `compare`: when another version of the deployment is active, compare with it case by case
+    (champion/challenger); the champion is evaluated on the same suite version first if it never was."""
     from llmfti.pipelines.inference.online import invoke
     from llmfti.pipelines.inference.runtime import RuntimeCache, build_runtime
     from llmfti.home import ProjectHome
@@ -80,10 +83,15 @@ def run_eval(home, suite: Suite, record: dict, *, cache=None, generator_override
 
     gate = apply_gate(suite.gate, means, judged_runs)
     config = runtime.config
+    this_key = tuple_key(config, commit)
+    comparison = _compare_with_champion(home, suite, record, this_key, cases, cache, generator_override, judge, progress, store) if compare else None
+    if comparison is not None and not comparison["passed"]:
+        gate["passed"] = False
+        gate["failing"] = gate["failing"] + [f"champion:{m}" for m in comparison["worse_on"]]
     versions = {
         "deployment": config.name, "deployment_version": runtime.version, "model": config.model, "feature_group": config.feature_group,
         "commit": None if commit is None else str(commit), "prompt_fingerprint": runtime.encoder.fingerprint,
-        "tuple_key": tuple_key(config, commit), "suite": suite.name, "suite_version": suite.version,
+        "tuple_key": this_key, "suite": suite.name, "suite_version": suite.version,
     }
     result = {
         **versions, "passed": gate["passed"], "failing": gate["failing"], "metrics": {k: v for k, v in means.items() if v is not None},
@@ -91,6 +99,7 @@ def run_eval(home, suite: Suite, record: dict, *, cache=None, generator_override
         "duration_s": round(time.perf_counter() - started, 1), "at": datetime.now(timezone.utc).isoformat(),
         "cases": cases,
         "worst_cases": worst_cases(cases, suite.gate.worst_cases),
+        "comparison": comparison,
     }
     if store:
         result["artifact"] = _write_artifact(home, result)
@@ -101,6 +110,39 @@ def run_eval(home, suite: Suite, record: dict, *, cache=None, generator_override
         summary = {k: v for k, v in result.items() if k in EvalRecord.model_fields}
         ModelRegistry(home).record_eval(config.model, EvalRecord.model_validate(summary))
     return result
+
+
+def _compare_with_champion(home, suite: Suite, record, this_key: str, cases, cache, generator_override, judge, progress, store) -> dict | None:
+    """The paired comparison with the active version of the same deployment, or None when there is
+    none (a first deployment) or it is this very tuple."""
+    import json
+
+    from llmfti.errors import NotFoundError
+    from llmfti.evaluation.compare import compare_paired
+    from llmfti.registry.deployments import DeploymentStore, find_passing_eval
+
+    try:
+        champion = DeploymentStore(home).active(record["name"])
+    except NotFoundError:
+        return None
+    champ_key = champion["checks"].get("tuple_key")
+    if champion["version"] == record["version"] or champ_key == this_key:
+        return None
+    found, _ = find_passing_eval(home, champ_key, champion["model"], suite.name, suite.version) if champ_key else (None, [])
+    if found is not None and found.artifact and (home.root / found.artifact).is_file():
+        champ_cases = json.loads((home.root / found.artifact).read_text())["cases"]
+        champ_eval = {"tuple_key": champ_key, "eval_at": found.at, "evaluated_now": False}
+    else:  # the champion never ran this suite version: run it now, so the comparison is like with like
+        res = run_eval(home, suite, champion, cache=cache, generator_override=generator_override, judge=judge, progress=progress,
+                       store=store, compare=False)
+        champ_cases = res["cases"]
+        champ_eval = {"tuple_key": res["tuple_key"], "eval_at": res["at"], "evaluated_now": True, "passed": res["passed"]}
+    metrics = list(suite.gate.thresholds) + [m for m in suite.gate.judge.thresholds if any(m in c["scores"] for c in cases)]
+    s = suite.gate.challenger
+    out = compare_paired(champ_cases, cases, metrics, tolerance=s.tolerance, confidence=s.confidence, resamples=s.resamples)
+    out["champion"] = {"deployment": champion["name"], "deployment_version": champion["version"], "model": champion["model"], **champ_eval}
+    out["champion_metrics"] = {m: _mean([c["scores"].get(m) for c in champ_cases]) for m in metrics}
+    return out
 
 
 def worst_cases(cases: list[dict], n: int) -> list[str]:

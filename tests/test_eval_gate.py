@@ -306,33 +306,39 @@ def test_promotion_needs_a_passing_eval_of_the_identical_tuple(tmp_path, suite):
 
     home = make_home(tmp_path)
     store = DeploymentStore(home)
+    with pytest.raises(IncompatibleError, match="names no gate suites"):
+        promote(store, config())  # nothing can qualify a deployment that names no gate suite
+
+    def gated(**kw):
+        return config(gate_suites=[str(suite.path)], **kw)
+
     with pytest.raises(IncompatibleError, match="no passing eval"):
-        promote(store, config())
+        promote(store, gated())
     with pytest.raises(NotFoundError):
         store.active("qa")  # nothing activated; staging never activates either
     failing = run(home, suite, stage(home, retrieval={"k": 0}))
     assert not failing["passed"]
     with pytest.raises(IncompatibleError, match="no passing eval"):
-        promote(store, config(retrieval={"k": 0}))  # a failing eval does not qualify its tuple
+        promote(store, gated(retrieval={"k": 0}))  # a failing eval does not qualify its tuple
     staged = stage(home)
     assert run(home, suite, staged)["passed"]
     with pytest.raises(NotFoundError):
         store.active("qa")
-    live = promote(store, config(description="same tuple, other text"), suite=suite.name, suite_version=suite.version)
+    live = promote(store, gated(description="same tuple, other text"))
     assert live["version"] > staged["version"] and not live["forced"] and store.active("qa")["version"] == live["version"]
     assert live["checks"]["eval"]["deployment_version"] == staged["version"]
     with pytest.raises(IncompatibleError):
-        promote(store, config(generation={"max_new_tokens": 9, "timeout_s": 30}))  # other settings: another tuple
+        promote(store, gated(generation={"max_new_tokens": 9, "timeout_s": 30}))  # other settings: another tuple
     with pytest.raises(IncompatibleError):
-        promote(store, config(), suite="other-suite")
+        promote(store, gated(), suite="other-suite")
     # A new commit under a `latest` policy is a new tuple: it needs a fresh eval.
     write(tmp_path / "corpus" / "more.md", "# More\n\nA new document arrives.\n")
     run_ingest(FeatureStore(home).feature_group("docs:1"), [str(tmp_path / "corpus")], config=FeatureConfig(embedder={"model": "hash-64"}))
     with pytest.raises(IncompatibleError, match="@ commit"):
-        promote(store, config())
+        promote(store, gated())
     with pytest.raises(ConfigError, match="--reason"):
-        promote(store, config(), force=True)
-    forced = promote(store, config(), force=True, reason="hotfix: eval host down")
+        promote(store, gated(), force=True)
+    forced = promote(store, gated(), force=True, reason="hotfix: eval host down")
     assert forced["forced"] and forced["reason"] == "hotfix: eval host down"
     assert [h["action"] for h in store.history("qa")][-1] == "deploy" and store.active("qa")["version"] == forced["version"]
     with pytest.raises(ConfigError, match="never active"):
@@ -348,7 +354,7 @@ def test_cli_eval_and_deploy_flags(tmp_path, monkeypatch):
     home = make_home(tmp_path)
     suite_dir = write_suite(tmp_path / "suites")
     cfg = tmp_path / "qa.yaml"
-    cfg.write_text(yaml.safe_dump(GOOD))
+    cfg.write_text(yaml.safe_dump({**GOOD, "gate_suites": [str(suite_dir)]}))
     cli = CliRunner()
     invoke = lambda *args: cli.invoke(app, ["--home", str(home), *args])  # noqa: E731
     # (CliRunner calls the app, not main(): LlmftiErrors surface as exceptions instead of exit codes 4 and 2)
@@ -365,7 +371,7 @@ def test_cli_eval_and_deploy_flags(tmp_path, monkeypatch):
     promoted = invoke("deploy", str(cfg), "--json")
     assert promoted.exit_code == 0 and json.loads(promoted.stdout)["checks"]["eval"]["suite"] == "mini"
     broken = tmp_path / "broken.yaml"
-    broken.write_text(yaml.safe_dump({**GOOD, "retrieval": {"k": 0}}))
+    broken.write_text(yaml.safe_dump({**GOOD, "gate_suites": [str(suite_dir)], "retrieval": {"k": 0}}))
     assert invoke("deploy", str(broken), "--stage").exit_code == 0
     failed = invoke("eval", str(suite_dir), "--deployment", "qa", "--staged", "--json")
     assert failed.exit_code == 1 and json.loads(failed.stdout)["passed"] is False

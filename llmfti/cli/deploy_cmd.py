@@ -22,15 +22,16 @@ def deploy(
     ctx: typer.Context,
     config: str = typer.Argument(..., help="configs/deployments/NAME.yaml"),
     stage: bool = typer.Option(False, "--stage", help="Record the version as staged (not active) so `llmfti eval --staged` can run it."),
-    suite: Optional[str] = typer.Option(None, "--suite", help="Require a passing eval of this suite at its current version (default: any suite)."),
+    suite: Optional[str] = typer.Option(None, "--suite", help="Also require a passing eval of this suite (besides the config's gate_suites)."),
     force: bool = typer.Option(False, "--force", help="Promote without a passing eval (needs --reason)."),
     reason: str = typer.Option("", "--reason", help="Why: recorded with the deployment version."),
     json_out: bool = JSON,
 ):
     """Check that the model version and feature group work together, then record and activate a new
-    deployment version, only if a passing eval of the identical tuple (model, feature group, resolved
-    commit, template, retrieval and generation settings) is in the registry: stage and eval it first,
-    or --force --reason. A running server picks it up without restart."""
+    deployment version, only if every gate suite of the config has a passing eval of the identical tuple
+    (model, feature group, resolved commit, template, retrieval and generation settings) and, when another
+    version serves, that eval found the new tuple not significantly worse (champion/challenger): stage
+    and eval it first, or --force --reason. A running server picks it up without restart."""
     from llmfti.config import load_config
     from llmfti.config.deployments import DeploymentConfig
     from llmfti.pipelines.deployment import promote

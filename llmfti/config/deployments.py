@@ -112,6 +112,11 @@ class DeploymentConfig(StrictModel):
     backend: BackendSettings = Field(default_factory=BackendSettings)
     request_schema: RequestSchema = Field(default_factory=RequestSchema)
     log_prompt_text: bool = Field(True, description="Store the rendered prompt in the inference log (disable for sensitive data).")
+    gate_suites: list[str] = Field(
+        default_factory=list,
+        description="Eval suites (names under evals/, or folders) whose passing eval of this exact tuple is needed to promote it "
+        "and, under `commit: latest`, to serve a new commit. None named: promotion needs --force --reason.",
+    )
 
     @field_validator("name")
     @classmethod

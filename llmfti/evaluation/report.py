@@ -43,6 +43,7 @@ def render_report(result: dict) -> str:
         out.append(f"<tr class='check' data-metric='{escape(c['metric'])}'><td>{escape(c['metric'])}</td><td>{c['kind']}</td><td>{_fmt(c['value'])}</td>"
                    f"<td>{ci}</td><td>{_fmt(c['threshold'])}</td><td class='{c['status']}'>{c['status']}</td></tr>")
     out.append("</table>")
+    out += _comparison(result.get("comparison"))
     by_id = {c["id"]: c for c in result["cases"]}
     out.append("<section id='worst-cases'><h2>Worst cases</h2><ol>")
     for cid in result.get("worst_cases", []):
@@ -64,6 +65,24 @@ def render_report(result: dict) -> str:
                    f"<td class='answer'>{escape(c['answer'])}</td><td>{escape(', '.join(c['cited_doc_ids']))}</td>{''.join(cells)}<td>{c['latency_ms']}</td></tr>")
     out.append("</table></body></html>")
     return "\n".join(out)
+
+
+def _comparison(comp: dict | None) -> list[str]:
+    if not comp:
+        return ["<h2>Champion/challenger</h2><p id='comparison'>No other tuple serves this deployment: nothing to compare with.</p>"]
+    ch = comp["champion"]
+    verdict = "not significantly worse" if comp["passed"] else "SIGNIFICANTLY WORSE on " + ", ".join(comp["worse_on"])
+    out = [f"<h2>Champion/challenger</h2><p id='comparison' class='{'pass' if comp['passed'] else 'fail'}'>Against the active "
+           f"<code>{escape(ch['deployment'])}:{ch['deployment_version']}</code> (model <code>{escape(ch['model'])}</code>, tuple "
+           f"<code>{escape(str(ch['tuple_key']))}</code>): {escape(verdict)}. {escape(comp['method'])}, tolerance {comp['tolerance']}, "
+           f"confidence {comp['confidence']}.</p>",
+           "<table id='comparison-metrics'><tr><th>metric</th><th>champion</th><th>mean difference</th><th>interval</th><th>cases</th><th>verdict</th></tr>"]
+    for m, r in comp["metrics"].items():
+        out.append(f"<tr><td>{escape(m)}</td><td>{_fmt(comp.get('champion_metrics', {}).get(m))}</td><td>{_fmt(r['mean_diff'])}</td>"
+                   f"<td>[{_fmt(r['lower'])}, {_fmt(r['upper'])}]</td><td>{r['n']}</td><td class='{'fail' if r['worse'] else 'pass'}'>"
+                   f"{'worse' if r['worse'] else 'ok'}</td></tr>")
+    out.append("</table>")
+    return out
 
 
 def write_report(result: dict, path: str | Path) -> Path:

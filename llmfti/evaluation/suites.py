@@ -65,6 +65,14 @@ class JudgeSettings(StrictModel):
         return _only_known(v, JUDGED_METRICS, "judged metric")
 
 
+class ChallengerSettings(StrictModel):
+    """How a challenger tuple is compared with the active one it would replace (paired, per case)."""
+
+    tolerance: float = Field(0.02, ge=0, le=1, description="A metric fails only when the challenger is worse by more than this, with confidence.")
+    confidence: float = Field(0.95, gt=0.5, lt=1.0, description="Two-sided level of the paired bootstrap interval.")
+    resamples: int = Field(2000, ge=200, le=100000, description="Bootstrap resamples (seeded: the verdict is reproducible).")
+
+
 class GateConfig(StrictModel):
     """gate.yaml: hard thresholds on deterministic metrics, CI-bound thresholds on judged ones."""
 
@@ -74,6 +82,7 @@ class GateConfig(StrictModel):
         0.8, gt=0, le=1, description="Similarity (rapidfuzz partial ratio) above which a retrieved chunk holds a reference passage.")
     worst_cases: int = Field(5, ge=0, le=100, description="Worst cases listed in the report.")
     judge: JudgeSettings = Field(default_factory=JudgeSettings)
+    challenger: ChallengerSettings = Field(default_factory=ChallengerSettings)
 
     @field_validator("thresholds")
     @classmethod
