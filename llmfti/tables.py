@@ -12,7 +12,7 @@ first use, with rows typed by a pydantic model (`Record`) instead of free-form d
     events.add(Event(name="deploy"))
     events.rows(f"name = {sql_quote('deploy')}")     # -> [Event(...)]
 
-SQL helpers live here too (`sql_quote`, `sql_like`) so every layer quotes values the same way.
+`sql_quote` lives here too, so every layer quotes values the same way.
 """
 
 from __future__ import annotations
@@ -29,18 +29,6 @@ TS = pa.timestamp("us", tz="UTC")
 def sql_quote(value: str) -> str:
     """A SQL string literal ('' doubles a quote)."""
     return "'" + str(value).replace("'", "''") + "'"
-
-
-def sql_like_prefix(prefix: str) -> str:
-    """`LIKE '<prefix>%' ESCAPE '\\'` with `%`, `_` and the escape character in `prefix` taken literally."""
-    escaped = str(prefix).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"LIKE {sql_quote(escaped + '%')} ESCAPE '\\'"
-
-
-def sql_in(column: str, values: Iterable[str]) -> str:
-    """`column IN ('a', 'b')`; an empty list selects nothing."""
-    vals = list(values)
-    return f"{column} IN ({', '.join(sql_quote(v) for v in vals)})" if vals else "false"
 
 
 def table_names(db) -> list[str]:
@@ -91,10 +79,30 @@ class SystemTable(Generic[R]):
     def table(self):
         """The table handle, refreshed to its latest commit (kept open: reopening reads a manifest)."""
         if self._table is None:
-            self._table = self.db.create_table(self.name, schema=self.schema, exist_ok=True)
+            try:
+                self._table = self.db.create_table(self.name, schema=self.schema, exist_ok=True)
+            except ValueError as exc:
+                if "schema" not in str(exc).lower():
+                    raise
+                self._table = self._migrated()
         else:
             self._table.checkout_latest()
         return self._table
+
+    def _migrated(self):
+        """A table written by an earlier llmfti lacks columns added since: add them (all null) in one
+        commit, so old rows stay readable and new rows carry the new fields. Never drops or retypes."""
+        tbl = self.db.open_table(self.name)
+        have = set(tbl.schema.names)
+        missing = [f for f in self.schema if f.name not in have]
+        if missing:
+            try:
+                tbl.add_columns(missing)
+            except Exception:  # a concurrent process added them first: reopen and check
+                tbl = self.db.open_table(self.name)
+                if any(f.name not in tbl.schema.names for f in missing):
+                    raise
+        return tbl
 
     def exists(self) -> bool:
         if self._table is not None:
