@@ -103,7 +103,9 @@ def promote(store: DeploymentStore, config: DeploymentConfig, *, force: bool = F
     checks["checks"]["gate_suites"] = list(config.gate_suites)
     if stage:
         return store.deploy(config, checks=checks, stage=True, reason=reason)
-    problems, evals = _gate(store, config, key, commit, suite, suite_version, suites_root)
+    problems, evals, required = _gate(store, config, key, commit, suite, suite_version, suites_root)
+    # What serving checks a new `latest` commit against (pipelines.inference.commits): these suite versions.
+    checks["checks"]["gate"] = [{"suite": name, "suite_version": version} for name, version in required]
     if evals:
         checks["checks"]["eval"] = evals[0]
         checks["checks"]["evals"] = evals
@@ -118,8 +120,8 @@ def promote(store: DeploymentStore, config: DeploymentConfig, *, force: bool = F
     return store.deploy(config, checks=checks, force=bool(problems), reason=reason)
 
 
-def _gate(store: DeploymentStore, config: DeploymentConfig, key: str, commit, suite, suite_version, suites_root) -> tuple[list[str], list[dict]]:
-    """(what stands in the way of promotion, the qualifying evals found)."""
+def _gate(store: DeploymentStore, config: DeploymentConfig, key: str, commit, suite, suite_version, suites_root):
+    """(what stands in the way of promotion, the qualifying evals found, the (suite, version) pairs required)."""
     from llmfti.errors import NotFoundError
     from llmfti.evaluation.suites import load_suite
 
@@ -127,7 +129,7 @@ def _gate(store: DeploymentStore, config: DeploymentConfig, key: str, commit, su
     if suite is not None:
         required.append((suite, suite_version))
     if not required:
-        return ["the deployment names no gate suites (gate_suites in its config)"], []
+        return ["the deployment names no gate suites (gate_suites in its config)"], [], []
     try:
         champion = store.active(config.name)
     except NotFoundError:
@@ -149,4 +151,4 @@ def _gate(store: DeploymentStore, config: DeploymentConfig, key: str, commit, su
         found_evals.append({"suite": found.suite, "suite_version": found.suite_version, "deployment": found.deployment,
                             "deployment_version": found.deployment_version, "recorded_at": str(found.recorded_at), "metrics": found.metrics,
                             "comparison": comp})
-    return problems, found_evals
+    return problems, found_evals, required

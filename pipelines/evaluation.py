@@ -50,7 +50,9 @@ def run_eval(home, suite: Suite, record, *, cache=None, generator_override=None,
     home = home if isinstance(home, ProjectHome) else ProjectHome.at(home)
     started = time.perf_counter()
     runtime = build_runtime(home, record, cache or RuntimeCache(), generator_override)
-    commit = runtime.commit_for_request()  # pinned for the whole run
+    # Pinned for the whole run. Under `commit: latest` the newest commit is evaluated, evaluated or not:
+    # that is how a new commit qualifies to be served.
+    commit = runtime.latest_commit() if runtime.commits is not None and runtime.commits.pinned is None else runtime.commit_for_request()
     scorer = DeterministicScorer(_embedder_for(runtime, home), suite.gate.context_match_threshold)
     cases, outputs = [], []
     for i, case in enumerate(suite.cases):

@@ -70,13 +70,14 @@ class Prepared:
     rows: list = field(default_factory=list)
     encoded: object = None
     commit: int | None = None
+    commit_evaluated: bool | None = None  # whether a passing eval of the gate suites covers the commit read
 
 
 def _versions(p: Prepared) -> dict:
     rt = p.runtime
     return {
         "deployment": rt.version, "model": rt.config.model, "feature_group": rt.config.feature_group,
-        "commit": p.commit, "prompt_fingerprint": rt.encoder.fingerprint,
+        "commit": p.commit, "commit_evaluated": p.commit_evaluated, "prompt_fingerprint": rt.encoder.fingerprint,
     }
 
 
@@ -98,7 +99,10 @@ def prepare(runtime, raw: dict, request_id: str | None = None, *, features: dict
     if runtime.tables is not None and k > 0:
         where = equality_filter(data.get("filters"), config.retrieval.filters, runtime.filter_kinds)
         query = p.features.get("normalized_question") or p.question
-        p.commit = commit if commit is not None else runtime.commit_for_request()
+        if commit is not None:  # a replay or an eval pins the commit it reads
+            p.commit, p.commit_evaluated = commit, None
+        else:
+            p.commit, p.commit_evaluated = runtime.choose_commit()
         with p.timer.stage("embed_query"):
             vector = runtime.embedder.embed_query(query)
         with p.timer.stage("retrieve"):
@@ -165,7 +169,7 @@ def finish_log(p: Prepared, log, metrics, *, status: str, output: str = "", erro
     rt = p.runtime
     row = dict(p.log_row)
     row.update(
-        commit=p.commit, features=p.features,
+        commit=p.commit, commit_evaluated=p.commit_evaluated, features=p.features,
         retrieved=[{"chunk_id": r["chunk_id"], "score": r["score"]} for r in p.rows],
         prompt_fingerprint=rt.encoder.fingerprint if p.encoded else None,
         prompt_text=(p.encoded.text if p.encoded and rt.config.log_prompt_text else None),

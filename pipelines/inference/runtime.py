@@ -25,6 +25,7 @@ class DeploymentRuntime:
     request_model: type | None = None
     model_info: dict = field(default_factory=dict)
     filter_kinds: dict = field(default_factory=dict)  # filter column -> 'string' | 'integer' | 'boolean'
+    commits: object | None = None  # llmfti.pipelines.inference.commits.CommitPolicy
 
     @property
     def name(self) -> str:
@@ -35,11 +36,18 @@ class DeploymentRuntime:
         return int(self.record["version"])
 
     def commit_for_request(self) -> int | None:
-        """The pinned commit, or the latest one at the time the request starts."""
+        """The commit a request reads (see `choose_commit`)."""
+        return self.choose_commit()[0]
+
+    def choose_commit(self) -> tuple[int | None, bool]:
+        """(the pinned commit, or under `latest` the newest evaluated one; whether it was evaluated)."""
         if self.tables is None:
-            return None
-        pinned = self.record.get("commit")
-        return int(pinned) if pinned not in (None, "latest") else self.tables.latest_commit()
+            return None, False
+        return self.commits.choose()
+
+    def latest_commit(self) -> int | None:
+        """The newest commit of the feature group, evaluated or not (evals of a new commit read this)."""
+        return None if self.tables is None else self.tables.latest_commit()
 
 
 class RuntimeCache:
@@ -85,6 +93,9 @@ def build_runtime(home, record, cache: RuntimeCache, generator_override=None) ->
         runtime.embedder = cache.get(("embedder", fg.info["embedder_fingerprint"]), fg.embedder)
         runtime.embedder.warm_up()
         runtime.tables = PinnedTables(fg)
+        from llmfti.pipelines.inference.commits import CommitPolicy
+
+        runtime.commits = CommitPolicy(home, record, config, runtime.tables)
         if config.retrieval.filters:
             from llmfti.config.deployments import filterable_columns
 

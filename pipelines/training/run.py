@@ -54,8 +54,6 @@ def _shared_run_dir(cfg, home, resume: bool, d) -> Path:
 def finetune(cfg, *, home=None, source=None, resume: bool = True, merge: bool | None = None,
              register: bool = True, progress: bool = True) -> dict:
     """Run one fine-tune; returns result.json's content (on every rank; only rank 0 writes)."""
-    import torch
-
     from llmfti.hashing import sha256_files
     from llmfti.pipelines.training.dataset import read_training_dataset
     from llmfti.pipelines.training.register import register_result
