@@ -64,9 +64,9 @@ def parse_tool_call(text: str) -> tuple[str, dict] | None:
 
 
 def encode_with_tools(encoder, messages: list[dict], tools: list[Tool]) -> list[int]:
-    """The prompt ids for a conversation with tool turns, through the model's own chat template."""
-    ids = encoder.tokenizer.apply_chat_template(messages, tools=[t.schema() for t in tools], add_generation_prompt=True, tokenize=True)
-    return list(ids["input_ids"] if isinstance(ids, dict) or hasattr(ids, "keys") else ids)
+    """The prompt ids for a conversation with tool turns: the prompt encoder's own path (chat template,
+    budget, untrusted text never special tokens, covered by its fingerprint)."""
+    return encoder.encode_messages(messages, tools=[t.schema() for t in tools]).input_ids
 
 
 @register_tool("calculator", "Evaluate an arithmetic expression with + - * / and parentheses.", {"expression": {"type": "string"}})

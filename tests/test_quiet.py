@@ -34,9 +34,16 @@ def test_hybrid_search_and_ask_print_no_library_noise(tmp_path):
 
 @pytest.mark.slow
 def test_building_the_package_prints_no_deprecation_warning_and_installs_one_namespace(tmp_path):
+    import shutil
     import zipfile
 
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(REPO)],
+    src = tmp_path / "src"  # build from a copy: setuptools writes build/ next to the sources
+    for name in ("pyproject.toml", "README.md"):
+        src.mkdir(exist_ok=True)
+        shutil.copy(REPO / name, src / name)
+    for name in ("llmfti", "pipelines", "agents"):
+        shutil.copytree(REPO / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path), str(src)],
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
     assert "deprecated" not in (out.stdout + out.stderr).lower(), out.stderr

@@ -41,6 +41,9 @@ def create(
     split: float = typer.Option(0.9, "--split", help="Share of examples in the train split (0 < split <= 1)."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split hash."),
     description: str = typer.Option("", "--description", help="Free text stored with the dataset."),
+    hybrid: bool = typer.Option(False, "--hybrid", help="Retrieve contexts with hybrid search, as a deployment with retrieval.hybrid does."),
+    on_demand: List[str] = typer.Option([], "--on-demand", help="On-demand feature computed per record as the deployment does (e.g. normalized_question); repeatable."),
+    exclude_contexts_of: List[str] = typer.Option([], "--exclude-contexts-of", help="Never retrieve the documents this eval suite cites (repeatable)."),
     eval_suite: List[str] = typer.Option([], "--eval-suite", help="Report examples that overlap this eval suite's questions or passages (repeatable)."),
     refuse_eval_overlap: bool = typer.Option(False, "--refuse-eval-overlap", help="Exit 4 instead of creating a dataset that overlaps an --eval-suite."),
     json_out: bool = JSON,
@@ -56,7 +59,8 @@ def create(
         spec = TrainingDatasetSpec(
             name=name, source=from_, as_of=as_of, event_time_until=until, contexts=contexts, top_k=top_k, prompt_template=encoder,
             model=model, max_prompt_tokens=max_prompt_tokens, max_answer_tokens=max_answer_tokens, split=split, seed=seed, description=description,
-            eval_suites=eval_suite, refuse_eval_overlap=refuse_eval_overlap,
+            eval_suites=eval_suite, refuse_eval_overlap=refuse_eval_overlap, hybrid=hybrid, on_demand=on_demand,
+            exclude_contexts_of=exclude_contexts_of,
         )
     except ValidationError as exc:
         raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None

@@ -19,7 +19,8 @@ from pydantic import ValidationError
 from llmfti.errors import LlmftiError
 from llmfti.models.generation import GenerationRequest, StreamResult
 from llmfti.monitoring.timing import StageTimer
-from llmfti.pipelines.inference.retrieval import as_contexts, equality_filter, retrieve
+from llmfti.pipelines.inference.retrieval import equality_filter, retrieve
+from llmfti.store.retrieval import as_contexts, query_text
 from llmfti.sources.timeparse import utcnow
 from llmfti.tools import encode_with_tools, get_tool, json_safe_result, parse_tool_call
 from llmfti.transforms.on_demand import compute_features
@@ -98,7 +99,7 @@ def prepare(runtime, raw: dict, request_id: str | None = None, *, features: dict
     k = config.retrieval.k if data.get("k") is None else data["k"]
     if runtime.tables is not None and k > 0:
         where = equality_filter(data.get("filters"), config.retrieval.filters, runtime.filter_kinds)
-        query = p.features.get("normalized_question") or p.question
+        query = query_text(p.question, p.features)
         if commit is not None:  # a replay or an eval pins the commit it reads
             p.commit, p.commit_evaluated = commit, None
         else:

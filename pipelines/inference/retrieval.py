@@ -9,7 +9,6 @@ import threading
 from llmfti.errors import ConfigError
 from llmfti.logs import get_logger
 from llmfti.tables import sql_quote
-from llmfti.transforms.model_dependent import Context
 
 logger = get_logger(__name__)
 
@@ -68,13 +67,12 @@ def _literal(col: str, value: str, kind: str) -> str:
 
 
 def retrieve(table, vector, query_text: str, k: int, *, hybrid: bool = False, where: str | None = None) -> list[dict]:
-    """Top-k rows (chunk_id, doc_id, source, text, score), best first; k=0 retrieves nothing."""
-    from llmfti.store.search import query_table
+    """`llmfti.store.retrieval.retrieve` (the one training datasets use too), with a client's bad
+    filter turned into a clean error."""
+    from llmfti.store import retrieval
 
-    if k <= 0:
-        return []
     try:
-        return query_table(table, vector, query_text, k, hybrid=hybrid, where=where, columns=["chunk_id", "doc_id", "source", "heading_path", "text"])
+        return retrieval.retrieve(table, vector, query_text, k, hybrid=hybrid, where=where)
     except ConfigError as exc:
         if not where:
             raise
@@ -83,6 +81,3 @@ def retrieve(table, vector, query_text: str, k: int, *, hybrid: bool = False, wh
         logger.error("filter %r failed in the search engine: %s", where, exc)
         raise ConfigError("the filters could not be applied to this feature group (details are in the server log)") from None
 
-
-def as_contexts(rows: list[dict]) -> list[Context]:
-    return [Context(chunk_id=r["chunk_id"], text=r["text"], score=r["score"], source=r["source"]) for r in rows]

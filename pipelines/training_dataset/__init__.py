@@ -44,7 +44,17 @@ def plan(store, spec: TrainingDatasetSpec) -> tuple[b.Plan, dict]:
         ctx_fg, ctx_commit = docs.key, docs.resolve_commit(at)
         resolved["contexts"] = {"feature_group": ctx_fg, "commit": ctx_commit, "as_of": at, "top_k": spec.top_k,
                                 "embedder": {"id": docs.info["embedder_id"], "fingerprint": docs.info["embedder_fingerprint"]}}
-    return b.Plan(records.key, resolved["records"]["commit"], until, ctx_fg, ctx_commit, spec.top_k, spec.split, spec.seed), resolved
+    from llmfti.evaluation.leakage import LeakGuard
+    from llmfti.evaluation.suites import load_suite
+    from llmfti.transforms.on_demand import get_on_demand
+
+    for name in spec.on_demand:
+        get_on_demand(name)  # unknown names fail here, before any work
+    excluded = sorted(LeakGuard([load_suite(s) for s in spec.exclude_contexts_of]).documents)
+    resolved["retrieval"] = {"hybrid": spec.hybrid, "on_demand": list(spec.on_demand), "exclude_docs": excluded,
+                             "excluded_for": list(spec.exclude_contexts_of)}
+    return b.Plan(records.key, resolved["records"]["commit"], until, ctx_fg, ctx_commit, spec.top_k, spec.split, spec.seed,
+                  spec.hybrid, tuple(spec.on_demand), tuple(excluded)), resolved
 
 
 def create(store, spec: TrainingDatasetSpec | None = None, **kwargs) -> TrainingDataset:
@@ -65,6 +75,7 @@ def create(store, spec: TrainingDatasetSpec | None = None, **kwargs) -> Training
         "sources": [{"role": "records", **resolved["records"]}] + ([{"role": "contexts", **resolved["contexts"]}] if "contexts" in resolved else []),
         "records": resolved["records"], "contexts": resolved.get("contexts"),
         "as_of": spec.as_of, "event_time_until": _iso(the_plan.event_time_until), "top_k": spec.top_k if spec.contexts else 0,
+        "retrieval": resolved["retrieval"],
         "encoder": encoding.encoder_lineage(enc, source), "seed": spec.seed, "split": spec.split,
         "rows": built.stats, "skipped": built.skipped, "missing_context_ids": built.missing_context_ids, "spec": spec.model_dump(mode="json"),
         "records_lineage": records_fg.lineage(the_plan.records_commit), "eval_overlap": overlap,
@@ -96,6 +107,8 @@ def plan_from_lineage(lin: dict) -> b.Plan:
         records_fg=lin["records"]["feature_group"], records_commit=lin["records"]["commit"],
         event_time_until=parse_time(lin["event_time_until"]) if lin.get("event_time_until") else None,
         contexts_fg=ctx.get("feature_group"), contexts_commit=ctx.get("commit"), top_k=lin["top_k"], split=lin["split"], seed=lin["seed"],
+        hybrid=(lin.get("retrieval") or {}).get("hybrid", False), on_demand=tuple((lin.get("retrieval") or {}).get("on_demand", ())),
+        exclude_docs=tuple((lin.get("retrieval") or {}).get("exclude_docs", ())),
     )
 
 

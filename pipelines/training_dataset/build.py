@@ -38,6 +38,9 @@ class Plan:
     top_k: int
     split: float
     seed: int
+    hybrid: bool = False  # the deployment's retrieval.hybrid
+    on_demand: tuple[str, ...] = ()  # on-demand features computed as of each record's event time (query normalization, template slots)
+    exclude_docs: tuple[str, ...] = ()  # documents never retrieved as contexts (an eval suite's sources)
 
 
 @dataclass
@@ -97,17 +100,16 @@ class ContextSource:
                 out.setdefault(r["doc_id"], []).append(r)
         return out
 
-    def retrieve(self, question: str, k: int) -> list[dict]:
-        # The same query function as the agent's retrieval and `fg search` (llmfti.store.search.query_table):
-        # cosine on the query embedding at the pinned commit, so training contexts rank like serving ones.
-        from llmfti.store.search import query_table
+    def retrieve(self, question: str, k: int, *, hybrid: bool = False, features: dict | None = None, where: str | None = None) -> list[dict]:
+        # THE retrieval the agent runs (llmfti.store.retrieval), at the pinned commit with the same
+        # settings, so training contexts are the ones the model will be served with.
+        from llmfti.store.retrieval import retrieve_contexts
 
-        if k <= 0:
-            return []
-        return query_table(self.table, self.embedder.embed_query(question), question, k, columns=self.COLUMNS)
+        return retrieve_contexts(self.table, self.embedder, question, k, hybrid=hybrid, where=where, features=features)
 
 
-def contexts_for(record: dict, source: ContextSource | None, given_rows: dict, top_k: int, missing: set) -> list:
+def contexts_for(record: dict, source: ContextSource | None, given_rows: dict, top_k: int, missing: set, *, hybrid: bool = False,
+                 features: dict | None = None, where: str | None = None) -> list:
     from llmfti.transforms.model_dependent import Context
 
     chosen: list[dict] = []
@@ -120,7 +122,7 @@ def contexts_for(record: dict, source: ContextSource | None, given_rows: dict, t
                 seen.add(r["chunk_id"])
                 chosen.append({**r, "score": 1.0})
     if source is not None and len(chosen) < top_k:
-        for r in source.retrieve(record["question"], top_k + len(chosen)):
+        for r in source.retrieve(record["question"], top_k + len(chosen), hybrid=hybrid, features=features, where=where):
             if len(chosen) >= top_k:
                 break
             if r["chunk_id"] not in seen:
@@ -131,6 +133,7 @@ def contexts_for(record: dict, source: ContextSource | None, given_rows: dict, t
 
 def build_examples(store, plan: Plan, encoder) -> Built:
     from llmfti.transforms.model_dependent import PromptTooLong
+    from llmfti.transforms.on_demand import compute_features
 
     records, cut = read_records(store, plan)
     if not records:
@@ -140,10 +143,14 @@ def build_examples(store, plan: Plan, encoder) -> Built:
     missing: set[str] = set()
     rows, skipped, texts = [], [], []
     stats = {"records_read": len(records) + cut, "excluded_by_event_time": cut, "truncated_prompts": 0, "truncated_answers": 0}
+    where = ("doc_id NOT IN (" + ", ".join(sql_quote(d) for d in sorted(plan.exclude_docs)) + ")") if plan.exclude_docs else None
     for rec in records:
-        contexts = contexts_for(rec, source, given_rows, plan.top_k, missing)
+        # The same on-demand functions as serving, evaluated as of the record's own time (backfill).
+        features = compute_features(list(plan.on_demand), {"question": rec["question"]}, rec["event_time"]) if plan.on_demand else {}
+        contexts = contexts_for(rec, source, given_rows, plan.top_k, missing, hybrid=plan.hybrid, features=features, where=where)
+        slots = {f: features[f] for f in encoder.template.features if f in features}
         try:
-            ex = encoder.encode_example(rec["question"], rec["answer"], contexts)
+            ex = encoder.encode_example(rec["question"], rec["answer"], contexts, slots)
         except PromptTooLong as exc:
             skipped.append({"doc_id": rec["doc_id"], "reason": str(exc)})
             continue

@@ -22,6 +22,10 @@ class TrainingDatasetSpec(StrictModel):
     event_time_until: str | None = Field(None, description="Keep records whose event_time is at or before this ISO-8601 time.")
     contexts: str | None = Field(None, description="Documents feature group DOCS_FG[:VERSION][@COMMIT|TAG|TIME] to retrieve contexts from.")
     top_k: int = Field(4, ge=0, le=100, description="Contexts per example (record-given context_ids first, then the best retrieved).")
+    hybrid: bool = Field(False, description="Retrieve as a deployment with retrieval.hybrid does (use the deployment's setting).")
+    on_demand: list[str] = Field(default_factory=list, description="On-demand features computed as of each record's time, as the "
+                                 "deployment computes them per request (normalized_question changes the retrieval query; template slots).")
+    exclude_contexts_of: list[str] = Field(default_factory=list, description="Eval suites whose cited documents are never retrieved as contexts.")
     prompt_template: str | None = Field(None, description="Prompt template name or YAML path (default: the model version's, else rag-default).")
     model: str = Field(description="Whose tokenizer encodes: a model version NAME:N, a registered base model NAME, or a model folder.")
     max_prompt_tokens: int | None = Field(None, ge=1, description="Prompt budget (default: the model version's, else 1024).")

@@ -150,29 +150,42 @@ class PromptEncoder:
 
     def _render(self, question: str, contexts: list[Context], features: dict | None) -> tuple[str, list[int]]:
         messages = self.template.messages(question, contexts, features)
-        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        values: list[str] = []
+        mark = _marker(values)
+        marked_ctx = [replace(c, text=mark(c.text), source=mark(c.source), chunk_id=mark(c.chunk_id)) for c in contexts]
+        marked_feat = {k: mark(v) for k, v in (features or {}).items()}
+        marked = self.template.messages(mark(question), marked_ctx, marked_feat)
+        return self._chat_ids(messages, marked, values)
+
+    def _chat_ids(self, messages: list[dict], marked: list[dict], values: list[str], tools: list[dict] | None = None) -> tuple[str, list[int]]:
+        """Render `messages` with the chat template and tokenize; `marked` is the same conversation with
+        a marker in place of every untrusted value (`values`), used only when special-token strings
+        appear that the template itself did not write."""
+        kwargs = {"tools": tools} if tools else {}
+        text = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **kwargs)
         # Tokenize the rendered text ourselves (no extra BOS: chat templates write their own specials).
         ids = self._ids(text)
         special_ids, _ = self._special
         if not any(i in special_ids for i in ids):
             return text, ids
-        skeleton, values = self._skeleton(question, contexts, features)
+        skeleton = self.tokenizer.apply_chat_template(marked, tokenize=False, add_generation_prompt=True, **kwargs)
         if [i for i in ids if i in special_ids] == [i for i in self._ids(_template_text(skeleton)) if i in special_ids]:
             return text, ids  # every special token comes from the template itself: nothing was forged
         return self._tokenize(skeleton, values)
 
-    def _skeleton(self, question: str, contexts: list[Context], features: dict | None) -> tuple[str, list[str]]:
-        """The chat rendered with a private-use marker in place of every untrusted value, and the values."""
+    def encode_messages(self, messages: list[dict], tools: list[dict] | None = None) -> EncodedPrompt:
+        """A whole conversation (the tool loop: user turn, assistant tool calls, tool results) through
+        the same chat template, special-token protection and budget as `encode_prompt`: every message's
+        content is untrusted text. Over `max_prompt_tokens` it raises PromptTooLong (a tool loop cannot
+        drop turns without changing what the model saw)."""
         values: list[str] = []
-
-        def mark(value) -> str:
-            values.append(str(value))
-            return f"\ue000{len(values) - 1}\ue001"
-
-        marked_ctx = [replace(c, text=mark(c.text), source=mark(c.source), chunk_id=mark(c.chunk_id)) for c in contexts]
-        marked_feat = {k: mark(v) for k, v in (features or {}).items()}
-        messages = self.template.messages(mark(question), marked_ctx, marked_feat)
-        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True), values
+        mark = _marker(values)
+        marked = [{**m, "content": mark(m.get("content") or "")} for m in messages]
+        text, ids = self._chat_ids([{**m, "content": m.get("content") or ""} for m in messages], marked, values, tools)
+        if len(ids) > self.max_prompt_tokens:
+            raise PromptTooLong(f"the conversation needs {len(ids)} tokens, over max_prompt_tokens={self.max_prompt_tokens}",
+                                hint="raise max_prompt_tokens or lower max_tool_rounds")
+        return EncodedPrompt(ids, text, [], False, self.fingerprint)
 
     def _tokenize(self, skeleton: str, values: list[str]) -> tuple[str, list[int]]:
         """Encode a rendering whose untrusted values contain special-token strings: special tokens are
@@ -287,6 +300,16 @@ class PromptEncoder:
             if "labels" in out:
                 out["labels"].append(pad(list(lab), IGNORE_INDEX))
         return out
+
+
+def _marker(values: list[str]):
+    """A function that records an untrusted value and returns its private-use marker."""
+
+    def mark(value) -> str:
+        values.append(str(value))
+        return f"\ue000{len(values) - 1}\ue001"
+
+    return mark
 
 
 def _template_text(skeleton: str) -> str:
