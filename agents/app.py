@@ -35,6 +35,7 @@ from llmfti.agents.concurrency import DEFAULT_MAX_IN_FLIGHT, ConcurrencyLimit
 from llmfti.agents.context import RequestContext
 from llmfti.agents.errors import error_body, error_status  # noqa: F401 (error_status: part of this module's API)
 from llmfti.agents.openai_routes import add_openai_routes
+from llmfti.agents.manager import DeploymentUnavailable
 from llmfti.errors import ConfigError, NotFoundError
 from llmfti.logs import get_logger
 from llmfti.monitoring.timing import server_timing
@@ -138,7 +139,7 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
         """A row for an invalid request to a deployment that exists (like every other request)."""
         try:
             runtime = manager.get(name) if name else None
-        except NotFoundError:
+        except (NotFoundError, DeploymentUnavailable):
             return
         if runtime is not None:
             pipeline.log_failure(runtime, raw, exc, log, metrics, request_id=request_id)
@@ -163,7 +164,7 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
         request_id = request.state.request_id
         try:
             runtime = manager.get(name)
-        except NotFoundError as exc:
+        except (NotFoundError, DeploymentUnavailable) as exc:
             return failure(exc, request_id)
         if stream:
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 
+from llmfti.agents.manager import DeploymentUnavailable
 from llmfti.errors import ConfigError, LlmftiError, NotFoundError
 from llmfti.logs import get_logger
 from llmfti.models.generation import BackendUnavailable, GenerationTimeout
@@ -25,13 +26,15 @@ PUBLIC_5XX = {
     pipeline.ResponseUnencodable: "the answer could not be encoded as JSON",
 }
 # 5xx errors whose message we compose ourselves from the deployment's settings: safe to show.
-SAFE_5XX = (pipeline.ToolBudgetExhausted,)
+SAFE_5XX = (pipeline.ToolBudgetExhausted, DeploymentUnavailable)
 INTERNAL = "internal server error"
 
 
 def error_status(exc: Exception) -> int:
     if isinstance(exc, pipeline.RequestInvalid):
         return 422
+    if isinstance(exc, DeploymentUnavailable):
+        return 503
     if isinstance(exc, NotFoundError):
         return 404
     if isinstance(exc, GenerationTimeout):

@@ -17,7 +17,13 @@ import time
 from dataclasses import dataclass
 
 from llmfti.background import Periodic
-from llmfti.errors import NotFoundError
+from llmfti.errors import LlmftiError, NotFoundError
+
+
+class DeploymentUnavailable(LlmftiError):
+    """The deployment exists but its active version could not be loaded (HTTP 503; the manager retries)."""
+
+    exit_code = 8
 from llmfti.logs import get_logger
 from llmfti.pipelines.inference.runtime import DeploymentRuntime, RuntimeCache, build_runtime
 
@@ -108,6 +114,9 @@ class DeploymentManager:
             failure = self._failures.get(name)
             # The build error stays in the server log: it names files on the server.
             extra = f" (its version {failure.version} failed to load)" if failure is not None else ""
+            if failure is not None:
+                raise DeploymentUnavailable(f"deployment {name!r} is not serving: its version {failure.version} failed to load "
+                                            "(it is retried; details are in the server log)")
             raise NotFoundError(f"deployment {name!r} is not deployed{extra}")
         return runtime
 

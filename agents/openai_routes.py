@@ -64,7 +64,14 @@ def add_openai_routes(app, manager, log, metrics, failure) -> None:
     from fastapi.responses import JSONResponse, StreamingResponse
 
     from llmfti.agents.errors import error_body
+    from llmfti.agents.manager import DeploymentUnavailable
     from llmfti.errors import NotFoundError
+
+    @app.get("/v1/models")
+    def models():
+        """OpenAI's model listing: each active deployment is a model (clients and backends that check
+        what a server serves before using it, as llmfti's openai backend does, find them here)."""
+        return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "llmfti", "parent": None} for name in manager.names()]}
 
     @app.post("/v1/chat/completions")
     def chat_completions(request: Request, body: Any = Body(None)):
@@ -74,7 +81,7 @@ def add_openai_routes(app, manager, log, metrics, failure) -> None:
             return failure(pipeline.RequestInvalid("model: the deployment name is required", [{"loc": ["model"], "msg": "Field required"}]), request_id)
         try:
             runtime = manager.get(name)
-        except NotFoundError as exc:
+        except (NotFoundError, DeploymentUnavailable) as exc:
             return failure(exc, request_id)
         try:
             chat = ChatCompletionRequest.model_validate(body)

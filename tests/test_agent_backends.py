@@ -42,7 +42,8 @@ def test_openai_backend_against_a_second_llmfti_server(tmp_path):
     proc, url = start_server(upstream_home)
     try:
         home = make_home(tmp_path / "client")
-        deploy(home, tmp_path, name="via-openai", backend={"kind": "openai", "base_url": f"{url}/v1", "model": "upstream-qa"})
+        # An llmfti server takes typed requests, never prompts: chain to it in chat mode.
+        deploy(home, tmp_path, name="via-openai", backend={"kind": "openai", "base_url": f"{url}/v1", "model": "upstream-qa", "prompt_mode": "chat"})
         runtime = build_runtime(home, DeploymentStore(home).active("via-openai"), RuntimeCache())
         from llmfti.transforms.model_dependent import Context
 
@@ -130,7 +131,7 @@ def test_calculator_refuses_anything_but_arithmetic():
             calculator(bad)
 
 
-def test_unreachable_openai_backend_is_a_502_not_a_client_error(tmp_path):
+def test_unreachable_openai_backend_is_a_5xx_not_a_client_error(tmp_path):
     from fastapi.testclient import TestClient
 
     from llmfti.agents.app import create_app
@@ -140,7 +141,8 @@ def test_unreachable_openai_backend_is_a_502_not_a_client_error(tmp_path):
     deploy(home, tmp_path, name="down", backend={"kind": "openai", "base_url": f"http://127.0.0.1:{free_port()}/v1", "model": "x"})
     deploy(home, tmp_path, name="tooled", tools=["calculator"])
     with TestClient(create_app(home, api_keys=set())) as c:
+        # The backend cannot be asked what it serves: the version does not load (fail closed), 503 until it does.
         r = c.post("/v1/deployments/down/invoke", json={"question": "q"})
-        assert r.status_code == 502 and r.json()["type"] == "BackendUnavailable"
+        assert r.status_code == 503 and r.json()["type"] == "DeploymentUnavailable" and "127.0.0.1" not in r.text
         streamed = c.post("/v1/deployments/tooled/invoke?stream=true", json={"question": "q"})
         assert streamed.status_code == 422 and "tools" in streamed.json()["error"]

@@ -365,7 +365,7 @@ def test_search_engine_errors_stay_in_the_server_log(agent_home, server_log):
     assert "no_such_column" in server_log.getvalue()
 
 
-def test_readyz_and_404_do_not_show_build_errors(agent_home, tmp_path, monkeypatch, server_log):
+def test_readyz_and_503_do_not_show_build_errors(agent_home, tmp_path, monkeypatch, server_log):
     from llmfti.agents import manager as manager_module
     from llmfti.agents.app import create_app
 
@@ -382,7 +382,7 @@ def test_readyz_and_404_do_not_show_build_errors(agent_home, tmp_path, monkeypat
         ready = c.get("/readyz")
         missing = c.post("/v1/deployments/broken/invoke", json={"question": "q"})
     assert ready.status_code == 200 and "broken" in ready.json()["errors"] and "failed to load" in ready.json()["errors"]["broken"]
-    assert missing.status_code == 404 and "failed to load" in missing.json()["error"]
+    assert missing.status_code == 503 and "failed to load" in missing.json()["error"]
     for text in (ready.text, missing.text):
         assert "/srv/models" not in text and "safetensors" not in text
     assert "/srv/models/secret-weights" in server_log.getvalue()

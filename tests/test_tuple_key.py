@@ -51,3 +51,8 @@ def test_a_new_defaulted_field_revokes_no_eval(monkeypatch):
     assert d.tuple_key(Newer.model_validate(BASE), 7) == old
     # ... and a config that changes it gets a new tuple
     assert d.tuple_key(Newer.model_validate({**BASE, "shiny_option": 4}), 7) != old
+
+
+def test_the_openai_prompt_mode_is_part_of_the_tuple():
+    openai = {"kind": "openai", "base_url": "http://127.0.0.1:8001/v1", "model": "m"}
+    assert key(backend={**openai, "prompt_mode": "chat"}) != key(backend=openai)

@@ -72,6 +72,15 @@ class BackendSettings(StrictModel):
     base_url: str | None = Field(None, description="openai: server URL ending in /v1, e.g. http://127.0.0.1:8001/v1.")
     model: str | None = Field(None, description="openai: served model name (for vLLM LoRA: the --lora-modules NAME).")
     api_key_env: str | None = Field(None, description=f"openai: environment variable holding the backend's API key; must start with {BACKEND_KEY_PREFIX}.")
+    prompt_mode: Literal["token_ids", "chat"] | None = Field(
+        None, description="openai: 'token_ids' (default) sends the encoder's exact prompt ids to /v1/completions (vLLM accepts them), so "
+        "the server runs what was fingerprinted and trained on; 'chat' sends messages for servers that cannot take ids (they apply "
+        "their own chat template).")
+
+    @property
+    def effective_prompt_mode(self) -> str:
+        """What reaches the model: 'local' (in-process ids), 'token_ids' or 'chat'."""
+        return "local" if self.kind == "transformers" else (self.prompt_mode or "token_ids")
 
     @field_validator("api_key_env")
     @classmethod

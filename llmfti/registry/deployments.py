@@ -174,15 +174,16 @@ class DeploymentStore:
 
 # The fields of a deployment config that decide its answers, listed explicitly: a config field that is
 # not listed never changes the key, so adding a field with a default cannot revoke earlier evals. A
-# listed field counts only when its value differs from the value it had when it joined the list
-# (None: always counts), so listing a new output-changing field later keeps the keys of configs that
-# leave it at that value. Never remove or reorder entries: extend the list.
-TUPLE_FIELDS: tuple[tuple[str, object], ...] = (
-    ("model", None), ("feature_group", None), ("prompt_template", None), ("max_prompt_tokens", None),
-    ("retrieval.k", None), ("retrieval.hybrid", None), ("on_demand", None), ("tools", None), ("max_tool_rounds", None),
-    ("generation.max_new_tokens", None), ("generation.temperature", None), ("generation.top_p", None),
-    ("backend.kind", None), ("backend.device", None), ("backend.dtype", None), ("backend.base_url", None), ("backend.model", None),
-    ("request_schema", None),
+# field listed with ALWAYS always counts; one listed with a value (the default it had when it joined
+# the list) counts only when a config sets something else, so listing a new output-changing field
+# keeps the keys of configs that leave it alone. Never remove or reorder entries: extend the list.
+ALWAYS = "<always>"
+TUPLE_FIELDS: tuple[tuple[str, object], ...] = tuple((path, ALWAYS) for path in (
+    "model", "feature_group", "prompt_template", "max_prompt_tokens", "retrieval.k", "retrieval.hybrid", "on_demand", "tools",
+    "max_tool_rounds", "generation.max_new_tokens", "generation.temperature", "generation.top_p", "backend.kind", "backend.device",
+    "backend.dtype", "backend.base_url", "backend.model", "request_schema",
+)) + (
+    ("backend.prompt_mode", None),  # openai: chat messages reach the model through the server's template
 )
 TUPLE_KEY_FORMAT = "llmfti-tuple/2"  # bump only if the hashing below changes meaning
 
@@ -200,7 +201,7 @@ def tuple_key(config: DeploymentConfig, commit) -> str:
     from llmfti.hashing import sha256_json
 
     data = config.model_dump(mode="json")
-    values = {path: _field(data, path) for path, joined_at in TUPLE_FIELDS if joined_at is None or _field(data, path) != joined_at}
+    values = {path: _field(data, path) for path, joined_at in TUPLE_FIELDS if joined_at == ALWAYS or _field(data, path) != joined_at}
     return sha256_json({"format": TUPLE_KEY_FORMAT, "fields": values, "resolved_commit": None if commit is None else str(commit)})[:24]
 
 

@@ -32,7 +32,7 @@ def log_schema():
         [
             pa.field("request_id", pa.string(), nullable=False), pa.field("time", ts), pa.field("deployment", pa.string()),
             pa.field("deployment_version", pa.int32()), pa.field("model", pa.string()), pa.field("feature_group", pa.string()),
-            pa.field("commit", pa.int64()), pa.field("commit_evaluated", pa.bool_()), pa.field("request", pa.string()), pa.field("features", pa.string()),
+            pa.field("commit", pa.int64()), pa.field("commit_evaluated", pa.bool_()), pa.field("prompt_mode", pa.string()), pa.field("request", pa.string()), pa.field("features", pa.string()),
             pa.field("retrieved", pa.string()), pa.field("prompt_fingerprint", pa.string()), pa.field("prompt_text", pa.string()),
             pa.field("output", pa.string()), pa.field("prompt_tokens", pa.int32()), pa.field("completion_tokens", pa.int32()),
             pa.field("timings_ms", pa.string()), pa.field("status", pa.string()), pa.field("error", pa.string()),

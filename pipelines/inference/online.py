@@ -170,7 +170,7 @@ def finish_log(p: Prepared, log, metrics, *, status: str, output: str = "", erro
     rt = p.runtime
     row = dict(p.log_row)
     row.update(
-        commit=p.commit, commit_evaluated=p.commit_evaluated, features=p.features,
+        commit=p.commit, commit_evaluated=p.commit_evaluated, prompt_mode=rt.model_info.get("prompt_mode"), features=p.features,
         retrieved=[{"chunk_id": r["chunk_id"], "score": r["score"]} for r in p.rows],
         prompt_fingerprint=rt.encoder.fingerprint if p.encoded else None,
         prompt_text=(p.encoded.text if p.encoded and rt.config.log_prompt_text else None),

@@ -76,14 +76,17 @@ def build_runtime(home, record, cache: RuntimeCache, generator_override=None) ->
     elif backend.kind == "openai":
         from llmfti.models.openai_generator import OpenAIGenerator
 
-        generator = cache.get(("openai", backend.base_url, backend.model, backend.api_key_env), lambda: OpenAIGenerator(backend.base_url, backend.model, backend.api_key_env))
+        mode = backend.effective_prompt_mode
+        generator = cache.get(("openai", backend.base_url, backend.model, backend.api_key_env, mode),
+                              lambda: OpenAIGenerator(backend.base_url, backend.model, backend.api_key_env, prompt_mode=mode))
+        generator.check_serves(adapter=registry.get(config.model).adapter_sha256 is not None)
     else:
         # Everything that shapes the generator is in the key: a new version changing the batching gets its own.
         key = ("transformers", config.model, backend.device, backend.dtype, backend.max_batch_size, backend.batch_window_ms)
         generator = cache.get(key, lambda: _transformers_generator(registry, config))
     generator.warm_up()
     runtime = DeploymentRuntime(record=record, config=config, encoder=encoder, generator=generator, request_model=request_model(config))
-    runtime.model_info = {"model": config.model, "backend": backend.kind}
+    runtime.model_info = {"model": config.model, "backend": backend.kind, "prompt_mode": backend.effective_prompt_mode}
     if config.feature_group:
         from llmfti.pipelines.inference.retrieval import PinnedTables
         from llmfti.store import FeatureStore
