@@ -184,3 +184,16 @@ def test_variants_agree_checkpointing_and_unfused_loss_and_padded_batches_train(
     padded = _cfg(tmp_path / "pad", tiny_base, max_steps=3, packing=False)
     m = finetune(padded, home=home, progress=False, register=False, resume=False)["metrics"]
     assert m["eval_loss"] < m["eval_loss_start"]
+
+
+def test_cpu_bf16_autocast_trains_like_fp32(tmp_path, home, tiny_base):
+    """precision bf16 on CPU: fp32 weights and LoRA, bf16 matmuls; it learns like fp32 does."""
+    from llmfti.pipelines.training import finetune
+
+    fp32 = finetune(_cfg(tmp_path / "a", tiny_base, max_steps=6), home=home, progress=False, register=False)
+    cfg = _cfg(tmp_path / "b", tiny_base, max_steps=6).model_copy(update={"precision": "bf16"})
+    bf16 = finetune(cfg, home=home, progress=False, register=False)
+    a, b = fp32["metrics"], bf16["metrics"]
+    assert b["compute_dtype"] == "bfloat16" and b["dtype"] == "float32" and a["compute_dtype"] == "float32"
+    assert b["eval_loss"] < b["eval_loss_start"]
+    assert abs(b["train_loss_first"] - a["train_loss_first"]) < 0.05 * a["train_loss_first"]

@@ -84,7 +84,9 @@ class FinetuneConfig(StrictModel):
     train: TrainSettings = Field(default_factory=TrainSettings)
     guards: GuardSettings = Field(default_factory=GuardSettings)
     device: str = Field("auto", description="'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'.")
-    precision: Literal["auto", "bf16", "fp32"] = Field("auto", description="'auto': bf16 on CUDA, fp32 on CPU.")
+    precision: Literal["auto", "bf16", "fp32"] = Field(
+        "auto", description="'auto': bf16 on CUDA, fp32 on CPU. 'bf16' on CPU: fp32 weights and LoRA, bf16 matmuls (autocast): "
+        "about 2x faster on CPUs with native bf16 (AVX512-BF16/AMX), emulated and slow elsewhere.")
     attn_implementation: Literal["auto", "sdpa", "eager", "flash_attention_2", "flex_attention"] = Field(
         "auto", description="'auto': flash_attention_2 on CUDA when flash-attn is installed, else sdpa."
     )
@@ -106,6 +108,4 @@ class FinetuneConfig(StrictModel):
             raise ValueError(f"train.batch_tokens ({t.batch_tokens}) must hold at least one row of max_seq_len ({t.max_seq_len})")
         if t.max_steps is not None and t.warmup_steps >= t.max_steps:
             raise ValueError(f"train.warmup_steps ({t.warmup_steps}) must be smaller than train.max_steps ({t.max_steps})")
-        if self.precision == "bf16" and self.device == "cpu":
-            raise ValueError("bf16 is for CUDA; use precision fp32 (or auto) on CPU")
         return self

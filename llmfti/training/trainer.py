@@ -36,7 +36,7 @@ def lr_lambda(schedule: str, warmup: int, total: int):
 
 class Trainer:
     def __init__(self, cfg, peft_model, train, evals, *, pad_id: int, device, run_dir, dataset_ref: str, data_hash: str | None = None,
-                 dist=None, progress=True):
+                 dist=None, progress=True, autocast=None):
         import torch
 
         from llmfti.training.model_setup import build_loss_model, compile_layers
@@ -52,6 +52,7 @@ class Trainer:
         if cfg.compile and device.type == "cuda":
             compile_layers(peft_model)
         self.loss_model = build_loss_model(peft_model, fused=cfg.fused_loss, chunk=cfg.loss_chunk_tokens)
+        self.autocast = autocast  # a dtype: matmuls under torch.autocast (CPU bf16), weights stay fp32
         self.model = distributed.wrap(self.loss_model, self.dist, device)
         params = [p for p in peft_model.parameters() if p.requires_grad]
         if not params:
@@ -118,7 +119,8 @@ class Trainer:
             sync = i == len(mine) - 1
             ctx = self.model.no_sync() if (self.dist.enabled and not sync) else _null()
             with ctx:
-                s, n = self.model(**batch)
+                with self._autocast():
+                    s, n = self.model(**batch)
                 (s * (self.dist.world / step_loss_tokens)).backward()
             loss_sum = loss_sum + s.detach()  # stays on device: one host sync per step, not per micro-batch
             tokens += plan.tokens
@@ -132,6 +134,13 @@ class Trainer:
         loss_sum, tokens, loss_tokens = distributed.all_sum([float(loss_sum), tokens, loss_tokens], self.dist, self.device)
         return {"step": step + 1, "loss": loss_sum / max(1, loss_tokens), "tokens": int(tokens),
                 "loss_tokens": int(loss_tokens), "lr": self.scheduler.get_last_lr()[0], "grad_norm": grad_norm}
+
+    def _autocast(self):
+        import torch
+
+        if self.autocast is None:
+            return _null()
+        return torch.autocast(self.device.type, dtype=self.autocast)
 
     # ---- evaluation --------------------------------------------------------------------------
     def evaluate(self) -> float | None:
@@ -148,7 +157,8 @@ class Trainer:
         total, n = 0.0, 0
         with torch.no_grad():
             for plan in plans[self.dist.rank :: self.dist.world]:
-                s, k = self.loss_model(**collate(self.evals, plan, pad_id=self.pad_id, device=self.device))
+                with self._autocast():
+                    s, k = self.loss_model(**collate(self.evals, plan, pad_id=self.pad_id, device=self.device))
                 total += float(s)
                 n += k
         total, n = distributed.all_sum([total, n], self.dist, self.device)

@@ -59,7 +59,7 @@ def finetune(cfg, *, home=None, source=None, resume: bool = True, merge: bool | 
     from llmfti.pipelines.training.register import register_result
     from llmfti.training import distributed, guards
     from llmfti.training.data import load_encoded_examples
-    from llmfti.training.model_setup import add_lora, load_base, resolve_attn, resolve_base_model, resolve_device, resolve_dtype
+    from llmfti.training.model_setup import add_lora, autocast_dtype, load_base, resolve_attn, resolve_base_model, resolve_device, resolve_dtype
     from llmfti.training.packing import fit_examples
     from llmfti.training.trainer import Trainer
 
@@ -91,10 +91,11 @@ def finetune(cfg, *, home=None, source=None, resume: bool = True, merge: bool | 
         run_dir = _shared_run_dir(cfg, home, resume, d)
         trainer = Trainer(cfg, peft_model, train, evals, pad_id=pad_id, device=device, run_dir=run_dir,
                           dataset_ref=info.ref, data_hash=info.extra.get("content_hash") or info.extra.get("content_sha256"),
-                          dist=d, progress=progress)
+                          dist=d, progress=progress, autocast=autocast_dtype(cfg.precision, device))
         metrics = trainer.fit(resume=resume)
         metrics.update(dropped_overlong=dropped, dropped_overlong_eval=dropped_eval, labels_end_with_eos=eos_share,
-                       device=str(device), dtype=str(dtype).replace("torch.", ""), attn_implementation=attn)
+                       device=str(device), dtype=str(dtype).replace("torch.", ""), attn_implementation=attn,
+                       compute_dtype="bfloat16" if autocast_dtype(cfg.precision, device) is not None else str(dtype).replace("torch.", ""))
 
         result: dict = {}
         if d.main:
