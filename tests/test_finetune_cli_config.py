@@ -36,7 +36,6 @@ def test_shipped_finetune_yamls_validate():
         ({"dataset": "qa"}, "NAME:VERSION"),
         ({"dataset": "qa:1", "train": {"max_seq_len": 4096, "batch_tokens": 1024}}, "batch_tokens"),
         ({"dataset": "qa:1", "train": {"max_steps": 5, "warmup_steps": 5}}, "warmup_steps"),
-        ({"dataset": "qa:1", "device": "cpu", "precision": "bf16"}, "bf16"),
         ({"dataset": "qa:1", "lora": {"rank": 8}}, "Extra inputs"),
     ],
 )
