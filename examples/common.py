@@ -3,6 +3,7 @@ suite they use, and running the `llmfti` CLI exactly as a user types it."""
 
 from __future__ import annotations
 
+import json
 import shlex
 import subprocess
 import sys
@@ -18,6 +19,18 @@ REPORT = "build/eval-report.html"
 def llmfti(*args: str, check: bool = True) -> int:
     print(f"\n$ llmfti {shlex.join(args)}", flush=True)
     return subprocess.run([sys.executable, "-m", "llmfti", *args], check=check).returncode
+
+
+def llmfti_json(*args: str, check: bool = True) -> dict:
+    """Run `llmfti ARGS --json`: progress and logs go to the terminal, the one JSON document comes back."""
+    print(f"\n$ llmfti {shlex.join(args)} --json", flush=True)
+    proc = subprocess.run([sys.executable, "-m", "llmfti", *args, "--json"], stdout=subprocess.PIPE, text=True)
+    if check and proc.returncode != 0:
+        raise subprocess.CalledProcessError(proc.returncode, proc.args, proc.stdout)
+    try:
+        return json.loads(proc.stdout)
+    except json.JSONDecodeError:
+        raise SystemExit(f"llmfti {' '.join(args)} printed no JSON document (exit {proc.returncode})") from None
 
 
 def prepare() -> None:

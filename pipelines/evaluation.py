@@ -55,10 +55,7 @@ def run_eval(home, suite: Suite, record, *, cache=None, generator_override=None,
     commit = runtime.latest_commit() if runtime.commits is not None and runtime.commits.pinned is None else runtime.commit_for_request()
     scorer = DeterministicScorer(_embedder_for(runtime, home), suite.gate.context_match_threshold)
     cases, outputs = [], []
-    for i, case in enumerate(suite.cases):
-        t0 = time.perf_counter()
-        out = invoke(runtime, {"question": case.question}, commit=commit)
-        gen_ms = (time.perf_counter() - t0) * 1000
+    for i, (case, out, gen_ms) in enumerate(_answers(runtime, suite.cases, commit, invoke)):
         contexts = [c["text"] for c in out["citations"]]
         doc_ids = [c.get("doc_id") or c["source"] for c in out["citations"]]
         scores = scorer.score(case, answer=out["answer"], contexts=contexts, cited_doc_ids=doc_ids)
@@ -145,6 +142,26 @@ def _compare_with_champion(home, suite: Suite, record, this_key: str, cases, cac
     out["champion"] = {"deployment": champion["name"], "deployment_version": champion["version"], "model": champion["model"], **champ_eval}
     out["champion_metrics"] = {m: _mean([c["scores"].get(m) for c in champ_cases]) for m in metrics}
     return out
+
+
+def _answers(runtime, cases, commit, invoke):
+    """(case, pipeline output, latency ms) in case order. Cases are sent `backend.max_batch_size` at a
+    time: the in-process backend batches concurrent requests, and decode on a CPU is bound by memory
+    bandwidth, so a batch of 8 costs little more per token than 1 (the eval gate ran ~3x faster)."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    def one(case):
+        t0 = time.perf_counter()
+        out = invoke(runtime, {"question": case.question}, commit=commit)
+        return case, out, (time.perf_counter() - t0) * 1000
+
+    workers = max(1, min(runtime.config.backend.max_batch_size, len(cases)))
+    if workers == 1:
+        yield from map(one, cases)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="llmfti-eval") as pool:
+        yield from pool.map(one, cases)  # map keeps the case order: reports and scores line up
 
 
 def worst_cases(cases: list[dict], n: int) -> list[str]:
