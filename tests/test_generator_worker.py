@@ -1,0 +1,137 @@
+"""The in-process generator's worker, tested on a tiny random model (not the scripted double): a
+streaming client that goes away stops its generation and is logged `cancelled`; a worker error ends
+the stream with that error instead of hanging it; a job whose caller timed out is skipped."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from llmfti.config.generation import GenerationSettings
+from llmfti.models.generation import GenerationRequest, GenerationTimeout
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    from llmfti.testing.tiny_models import tiny_llama, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    return tiny_llama(len(tok)), tok
+
+
+def _generator(tiny, **kw):
+    from llmfti.models.transformers_generator import TransformersGenerator
+
+    model, tok = tiny
+    # eos set to an id the random model will not pick: generations run to max_new_tokens
+    return TransformersGenerator(model, tok, eos_token_id=len(tok) + 10, pad_token_id=tok.pad_token_id, **kw)
+
+
+def _request(tok, max_new_tokens=8, timeout_s=60.0):
+    return GenerationRequest(input_ids=tok("the with statement", add_special_tokens=False)["input_ids"],
+                             settings=GenerationSettings(max_new_tokens=max_new_tokens, timeout_s=timeout_s))
+
+
+def test_a_client_that_goes_away_stops_its_generation(tiny):
+    _, tok = tiny
+    gen = _generator(tiny)
+    steps = []
+    real = gen.model.forward
+
+    def counting(*args, **kwargs):
+        steps.append(1)
+        time.sleep(0.01)  # a slower model, so stopping early is visible
+        return real(*args, **kwargs)
+
+    gen.model.forward = counting
+    try:
+        stream = gen.stream(_request(tok, max_new_tokens=2000))
+        next(stream)
+        stream.close()  # the client disconnected: GeneratorExit inside the stream
+        time.sleep(0.3)
+        done = len(steps)
+        time.sleep(0.3)
+        assert len(steps) == done < 200, "generation went on after the client left"
+        assert gen.generate(_request(tok)).completion_tokens == 8  # the worker is free again
+    finally:
+        gen.model.forward = real
+        gen.close()
+
+
+def test_a_disconnected_stream_is_logged_cancelled(tiny, tmp_path):
+    from agent_fixtures import deploy, make_home
+    from llmfti.pipelines.inference.online import prepare_logged, stream_prepared
+    from llmfti.pipelines.inference.runtime import RuntimeCache, build_runtime
+    from llmfti.registry.deployments import DeploymentStore
+    from llmfti.store import FeatureStore
+    from llmfti.store.inference_log import InferenceLog
+
+    home = make_home(tmp_path)
+    deploy(home, tmp_path, name="s", generation={"max_new_tokens": 500, "timeout_s": 60})
+    runtime = build_runtime(home, DeploymentStore(home).active("s"), RuntimeCache())
+    log = InferenceLog(FeatureStore(home))
+    prepared = prepare_logged(runtime, {"question": "What does with do?"}, log=log)
+    events = stream_prepared(prepared, log=log)
+    assert next(events)[0] == "token"
+    events.close()
+    log.close()
+    row = InferenceLog(FeatureStore(home)).query("s", request_id=prepared.request_id)[0]
+    assert row["status"] == "cancelled"
+    runtime.generator.close()
+
+
+def test_a_worker_error_ends_the_stream_with_that_error(tiny):
+    _, tok = tiny
+    gen = _generator(tiny)
+
+    def broken(batch):
+        raise RuntimeError("the model blew up")
+
+    gen._run = broken
+    try:
+        outcome = {}
+
+        def consume():
+            try:
+                list(gen.stream(_request(tok)))
+                outcome["error"] = None
+            except Exception as exc:  # noqa: BLE001 - the test records whatever comes out
+                outcome["error"] = exc
+
+        reader = threading.Thread(target=consume)
+        reader.start()
+        reader.join(timeout=20)
+        assert not reader.is_alive(), "the stream hung after the worker failed"
+        assert isinstance(outcome["error"], RuntimeError) and "blew up" in str(outcome["error"])
+    finally:
+        gen.close()
+
+
+def test_a_job_whose_caller_timed_out_is_skipped(tiny):
+    _, tok = tiny
+    gen = _generator(tiny, max_batch_size=1)
+    ran = []
+    real_run = gen._run
+    release = threading.Event()
+
+    def run(batch):
+        ran.append([j.request.settings.max_new_tokens for j in batch])
+        if len(ran) == 1:
+            release.wait(timeout=20)  # hold the worker: the next caller times out while waiting
+        return real_run(batch)
+
+    gen._run = run
+    try:
+        first = threading.Thread(target=lambda: gen.generate(_request(tok, max_new_tokens=3)))
+        first.start()
+        time.sleep(0.2)
+        with pytest.raises(GenerationTimeout):
+            gen.generate(_request(tok, max_new_tokens=5, timeout_s=0.1))
+        release.set()
+        first.join(timeout=20)
+        assert gen.generate(_request(tok, max_new_tokens=7)).completion_tokens == 7
+        assert [n for batch in ran for n in batch] == [3, 7]  # the timed-out job (5) never ran
+    finally:
+        gen.close()
