@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 
 from llmfti.evaluation.gate import apply_gate
 from llmfti.evaluation.judge import RagasJudge, resolve_judge, run_judge
-from llmfti.evaluation.metrics import DeterministicScorer
+from llmfti.evaluation.metrics import DeterministicScorer, failing_stage, stage_verdicts
 from llmfti.evaluation.suites import DETERMINISTIC_METRICS, JUDGED_METRICS, Suite
 
 
@@ -100,6 +100,9 @@ def run_eval(home, suite: Suite, record, *, cache=None, generator_override=None,
         "worst_cases": worst_cases(cases, suite.gate.worst_cases),
         "comparison": comparison,
     }
+    # Which stage failed, so a regression is attributed to the right pipeline (retrieval first).
+    result["stages"] = stage_verdicts(gate["checks"], comparison["worse_on"] if comparison else [])
+    result["failing_stage"] = failing_stage(result["stages"])
     if store:
         result["artifact"] = _write_artifact(home, result)
         from llmfti.registry import ModelRegistry

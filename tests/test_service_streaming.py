@@ -83,7 +83,7 @@ def test_openai_generator_stream_returns_the_servers_finish_reason_and_usage(cli
     while not server.started:
         time.sleep(0.05)
     try:
-        gen = OpenAIGenerator(f"http://127.0.0.1:{port}/v1", "short")
+        gen = OpenAIGenerator(f"http://127.0.0.1:{port}/v1", "short", prompt_mode="chat")  # our service takes no prompts
         request = GenerationRequest(input_ids=[1, 2, 3], messages=[{"role": "user", "content": "count"}], settings=GenerationSettings(max_new_tokens=3))
         result = StreamResult(gen.stream(request))
         pieces = list(result)

@@ -16,7 +16,7 @@ import sys
 
 import typer
 
-from llmfti.cli import deploy_cmd, eval_cmd, fg_cmd, finetune_cmd, ingest_cmd, models_cmd, records_cmd, serve_cmd, td_cmd
+from llmfti.cli import deploy_cmd, eval_cmd, fg_cmd, finetune_cmd, ingest_cmd, models_cmd, monitor_cmd, records_cmd, serve_cmd, td_cmd
 from llmfti.cli.output import fail
 
 app = typer.Typer(
@@ -51,6 +51,7 @@ app.command("ask")(serve_cmd.ask)
 app.command("logs")(serve_cmd.logs)
 app.command("replay")(serve_cmd.replay)
 app.command("eval")(eval_cmd.eval_)
+app.command("monitor")(monitor_cmd.monitor)
 
 
 def main() -> None:

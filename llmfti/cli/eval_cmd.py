@@ -64,6 +64,12 @@ def _render(d: dict) -> None:
         t.add_row(c["metric"], value, f"{c['threshold']:.3f}", c["status"])
     out.print(t)
     out.print(f"worst cases: {esc(', '.join(d['worst_cases']))}")
+    for stage, v in (d.get("stages") or {}).items():
+        out.print(f"{stage}: " + ("pass" if v.get("passed") else f"[bold red]FAIL[/] ({', '.join(v.get('failing') or [])})"))
+    if d.get("comparison"):
+        c = d["comparison"]
+        out.print(f"against the serving version {c['champion']['deployment_version']}: "
+                  + ("not significantly worse" if c["passed"] else f"[bold red]significantly worse[/] on {', '.join(c['worse_on'])}"))
     out.print(f"{d['suite']}@{d['suite_version']} on {d['deployment']}:{d['deployment_version']} (model {d['model']}, "
               f"feature group {d['feature_group']} @ commit {d['commit']}, tuple {d['tuple_key']}) in {d['duration_s']} s: "
               + ("[bold green]PASS[/]" if d["passed"] else f"[bold red]FAIL[/] ({', '.join(d['failing'])})"))

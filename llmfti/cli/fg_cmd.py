@@ -100,7 +100,7 @@ def search(
     query: str = typer.Argument(..., help="Natural-language query."),
     k: int = typer.Option(5, "-k", min=1, max=1000, help="Number of results."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Commit number, tag, or ISO-8601 ingestion time."),
-    hybrid: bool = typer.Option(False, "--hybrid", help="Combine vector and full-text search (reciprocal rank fusion)."),
+    hybrid: bool = typer.Option(False, "--hybrid", help="Vector search re-ordered by full-text matches (good when questions quote identifiers or exact terms)."),
     where: Optional[str] = typer.Option(None, "--where", help="SQL filter on columns, e.g. \"doc_id = 'a.md'\"."),
     json_out: bool = JSON,
 ):

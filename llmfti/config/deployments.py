@@ -53,7 +53,7 @@ class RequestSchema(StrictModel):
 class RetrievalSettings(StrictModel):
     k: int = Field(4, ge=0, le=100, description="Contexts retrieved by default (0 = no retrieval).")
     max_k: int = Field(10, ge=1, le=100, description="Largest k a client may ask for (422 beyond).")
-    hybrid: bool = Field(False, description="Vector + full-text search with reciprocal rank fusion.")
+    hybrid: bool = Field(False, description="Vector search re-ordered by full-text matches (llmfti.store.fusion): for questions that quote exact tokens.")
     filters: list[str] = Field(default_factory=list, description="Columns clients may filter on with equality (e.g. doc_id).")
 
     @model_validator(mode="after")

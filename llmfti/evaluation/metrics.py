@@ -19,6 +19,42 @@ os.environ.setdefault("RAGAS_DO_NOT_TRACK", "true")
 
 _WS = re.compile(r"\s+")
 
+# Which pipeline stage each metric judges, so a failing gate names the stage to look at. Retrieval
+# metrics read only what was retrieved (feature group, embedder, chunker, retrieval settings);
+# generation metrics read the answer (model, prompt template, generation settings).
+METRIC_STAGES = {
+    "retrieval": ("hit_at_k", "mrr", "non_llm_context_recall", "non_llm_context_precision_with_reference"),
+    "generation": ("rouge_score", "semantic_similarity", "faithfulness", "answer_relevancy", "factual_correctness"),
+}
+
+
+def stage_of(metric: str) -> str:
+    """The stage of a metric (a champion comparison's "champion:METRIC" too); unknown ones are "other"."""
+    name = metric.split(":", 1)[-1]
+    return next((stage for stage, names in METRIC_STAGES.items() if name in names), "other")
+
+
+def stage_verdicts(checks: list[dict], worse_than_champion=()) -> dict:
+    """Per stage: the gated metrics, whether they all pass, and which fail (a metric on which the
+    challenger is significantly worse than the champion counts as `champion:METRIC`).
+
+        {"retrieval": {"gated": [...], "passed": False, "failing": ["hit_at_k", "mrr"]},
+         "generation": {"gated": [...], "passed": True, "failing": []}}
+    """
+    out: dict = {}
+    for stage in METRIC_STAGES:
+        mine = [c for c in checks if stage_of(c["metric"]) == stage]
+        failing = [c["metric"] for c in mine if c["status"] not in ("pass", "skipped")]
+        failing += [f"champion:{m}" for m in worse_than_champion if stage_of(m) == stage]
+        out[stage] = {"gated": [c["metric"] for c in mine if c["status"] != "skipped"], "passed": not failing, "failing": failing}
+    return out
+
+
+def failing_stage(stages: dict) -> str | None:
+    """The first failing stage in pipeline order. Generation reads what retrieval returned, so when
+    both fail the regression starts in retrieval (fix that first, then re-evaluate generation)."""
+    return next((stage for stage in METRIC_STAGES if stage in stages and not stages[stage]["passed"]), None)
+
 
 def normalize_ws(text: str) -> str:
     """Chunkers and pydoc's line wrapping differ only in whitespace; compare text without it mattering."""

@@ -44,6 +44,8 @@ class EvalRecord(Record):
     at: str | None = Field(None, description="When the run finished (ISO-8601).")
     artifact: str | None = Field(None, description="Per-case results, relative to the project home.")
     comparison: dict[str, Any] | None = Field(None, description="Champion/challenger comparison, when one was made.")
+    stages: dict[str, Any] | None = Field(None, description="Per-stage verdict (retrieval, generation): which pipeline a failure starts in.")
+    failing_stage: str | None = Field(None, description="The first failing stage, if any.")
     recorded_at: datetime | None = None
 
 

@@ -6,10 +6,17 @@ Durability without blocking: a request appends its row to a local segment file (
 few hundred microseconds) and returns; a background thread moves closed segments into the LanceDB
 table in batches with an idempotent merge on `request_id`, then deletes them. A server killed with
 SIGKILL loses no row: its segments are flushed by the next process that opens the log.
+
+The served query embedding (`query_vector`, float32, as long as the feature group's embedder makes
+it) is logged too, so monitoring measures drift on the vectors actually served. On the request path
+it is written to the segment as base64 of its float32 bytes (bench/monitor.py: ~20 us of encoding per
+request, where a JSON list of 384 floats costs ~300 us) and decoded by the background flush. `query`
+leaves it out unless `vectors=True`.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import threading
@@ -36,11 +43,38 @@ def log_schema():
             pa.field("retrieved", pa.string()), pa.field("prompt_fingerprint", pa.string()), pa.field("prompt_text", pa.string()),
             pa.field("output", pa.string()), pa.field("prompt_tokens", pa.int32()), pa.field("completion_tokens", pa.int32()),
             pa.field("timings_ms", pa.string()), pa.field("status", pa.string()), pa.field("error", pa.string()),
+            # Variable length: each feature-group version has its own embedder dimension.
+            pa.field("query_vector", pa.list_(pa.float32())),
         ]
     )
 
 
 JSON_FIELDS = ("request", "features", "retrieved", "timings_ms")
+VECTOR_FIELD = "query_vector"
+_VECTOR_B64 = "query_vector_b64"  # the segment-file form of VECTOR_FIELD (float32 bytes, base64)
+
+
+def _encode_vector(row: dict) -> None:
+    """Replace an array-like `query_vector` by its compact segment-file form (cheap: no float repr)."""
+    vec = row.pop(VECTOR_FIELD, None)
+    if vec is None:
+        return
+    if hasattr(vec, "astype"):  # numpy array: its float32 bytes
+        raw = vec.astype("<f4", copy=False).tobytes()
+    else:  # a plain list (tests, other writers)
+        import numpy as np
+
+        raw = np.asarray(vec, dtype="<f4").tobytes()
+    row[_VECTOR_B64] = base64.b64encode(raw).decode("ascii")
+
+
+def _decode_vector(row: dict) -> None:
+    """The segment-file form back to a list of floats for the Arrow column (background flush)."""
+    raw = row.pop(_VECTOR_B64, None)
+    if raw is not None:
+        import numpy as np
+
+        row[VECTOR_FIELD] = np.frombuffer(base64.b64decode(raw), dtype="<f4").tolist()
 
 
 def _report_flush_failure(exc: Exception) -> None:
@@ -97,6 +131,7 @@ class InferenceLog:
         for key in JSON_FIELDS:
             if not isinstance(row.get(key), str):
                 row[key] = json.dumps(row.get(key), default=str)
+        _encode_vector(row)
         line = json.dumps(row, default=str) + "\n"
         with self._lock:
             self._segment.write(line)
@@ -160,6 +195,7 @@ class InferenceLog:
                 if rows:
                     for r in rows:
                         r["time"] = parse_time(r["time"])
+                        _decode_vector(r)
                     # Idempotent: a crash between the write and the unlink must not duplicate rows.
                     self.table.insert_new(rows, "request_id")
                     written += len(rows)
@@ -176,7 +212,9 @@ class InferenceLog:
                 name.unlink()
 
     # --- read -------------------------------------------------------------------------------------
-    def query(self, deployment: str | None = None, since=None, limit: int | None = 100, request_id: str | None = None) -> list[dict]:
+    def where(self, deployment: str | None = None, since=None, until=None, request_id: str | None = None) -> str | None:
+        """The SQL filter for a deployment, a time window [since, until) and a request id, so LanceDB
+        reads only those rows (times: anything `parse_time` accepts)."""
         from llmfti.tables import sql_quote
 
         clauses = []
@@ -184,14 +222,58 @@ class InferenceLog:
             clauses.append(f"deployment = {sql_quote(deployment)}")
         if request_id:
             clauses.append(f"request_id = {sql_quote(request_id)}")
-        rows = self.table.query(" AND ".join(clauses) or None)
         if since is not None:
-            cutoff = parse_time(since)
-            rows = [r for r in rows if r["time"] >= cutoff]
+            clauses.append(f"time >= {_ts_literal(since)}")
+        if until is not None:
+            clauses.append(f"time < {_ts_literal(until)}")
+        return " AND ".join(clauses) or None
+
+    def query(self, deployment: str | None = None, since=None, limit: int | None = 100, request_id: str | None = None, *,
+              until=None, columns: list[str] | None = None, vectors: bool = False) -> list[dict]:
+        """Rows newest first, JSON columns decoded. Filters are pushed into LanceDB; `columns` reads only
+        those (plus `time`); the query vector is left out unless `vectors` (a `logs` listing does not
+        want 384 floats per row)."""
+        if columns is not None:
+            wanted = list(dict.fromkeys([*columns, "time"]))
+        else:
+            wanted = [f.name for f in self.table.schema if vectors or f.name != VECTOR_FIELD]
+        rows = self.table.query(self.where(deployment, since, until, request_id), columns=wanted)
         rows.sort(key=lambda r: r["time"], reverse=True)
         for r in rows:
             for key in JSON_FIELDS:
-                r[key] = json.loads(r[key]) if r.get(key) else None
+                if key in r:
+                    r[key] = json.loads(r[key]) if r.get(key) else None
         return rows[:limit] if limit else rows
 
+    def scan(self, deployment: str | None = None, since=None, until=None, columns: list[str] | None = None, *, row_ids: bool = False):
+        """The matching rows as an Arrow table (JSON columns still encoded, in no particular order): for
+        analytics over many rows, where a dict per row would cost more than the analysis. `row_ids`
+        adds `_rowid`, for `take` to read other columns of a sample of them."""
+        import pyarrow as pa
 
+        if not self.table.exists():
+            empty = self.table.schema.empty_table()
+            empty = empty.select(columns) if columns else empty
+            return empty.append_column("_rowid", pa.array([], pa.uint64())) if row_ids else empty
+        q = self.table.table().search()
+        where = self.where(deployment, since, until)
+        if where:
+            q = q.where(where)
+        if columns:
+            q = q.select(list(columns))
+        if row_ids:
+            q = q.with_row_id(True)
+        return q.limit(None).to_arrow()
+
+    def take(self, row_ids: list[int], columns: list[str]):
+        """Some columns of the rows `scan(row_ids=True)` returned ids for (one random read per row,
+        instead of another pass over the table). Row ids hold until the table is compacted."""
+        if not row_ids:
+            return self.table.schema.empty_table().select(columns)
+        return self.table.table().take_row_ids([int(i) for i in row_ids]).select(list(columns)).to_arrow()
+
+
+def _ts_literal(value) -> str:
+    """A SQL timestamp literal in UTC, as LanceDB's filter parser reads it."""
+    # isoformat, not strftime: %Y writes year 1 as '1', which is no timestamp literal.
+    return "TIMESTAMP '" + parse_time(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z'"

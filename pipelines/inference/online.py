@@ -72,6 +72,7 @@ class Prepared:
     encoded: object = None
     commit: int | None = None
     commit_evaluated: bool | None = None  # whether a passing eval of the gate suites covers the commit read
+    query_vector: object = None  # the embedded query, logged for drift monitoring
 
 
 def _versions(p: Prepared) -> dict:
@@ -106,6 +107,7 @@ def prepare(runtime, raw: dict, request_id: str | None = None, *, features: dict
             p.commit, p.commit_evaluated = runtime.choose_commit()
         with p.timer.stage("embed_query"):
             vector = runtime.embedder.embed_query(query)
+        p.query_vector = vector
         with p.timer.stage("retrieve"):
             p.rows = retrieve(runtime.tables.at(p.commit), vector, query, k, hybrid=config.retrieval.hybrid, where=where)
     with p.timer.stage("build_prompt"):
@@ -175,7 +177,7 @@ def finish_log(p: Prepared, log, metrics, *, status: str, output: str = "", erro
         prompt_fingerprint=rt.encoder.fingerprint if p.encoded else None,
         prompt_text=(p.encoded.text if p.encoded and rt.config.log_prompt_text else None),
         output=output, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens, status=status, error=error,
-        time=utcnow().isoformat(),
+        query_vector=p.query_vector, time=utcnow().isoformat(),
     )
     with p.timer.stage("log"):
         row["timings_ms"] = p.timer.as_ms()
