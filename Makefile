@@ -11,7 +11,7 @@ export LLMFTI_HOME ?= $(CURDIR)/.llmfti
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test eval-gate install clean
+.PHONY: demo test eval-gate install clean browser
 
 $(STAMP): pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,17 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(PY) -m examples.demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m pytest -q
+
+# Headless Chromium renders the monitoring report in tests/test_monitoring_report.py. Installed here
+# when this is a Debian machine and we are root (CI); elsewhere install `chromium` yourself, or set
+# LLMFTI_NO_BROWSER=1 to skip only that check.
+browser:
+	@command -v chromium >/dev/null 2>&1 || [ -n "$$LLMFTI_NO_BROWSER" ] || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "note: no chromium: tests/test_monitoring_report.py will fail (install chromium, or set LLMFTI_NO_BROWSER=1)"; fi; }
 
 # The eval gate on the embedded defaults: stage configs/deployments/python-docs.yaml and run the
 # evals/python-reference suite on it; exits non-zero below the thresholds (report: build/eval-report.html).
