@@ -184,6 +184,7 @@ TUPLE_FIELDS: tuple[tuple[str, object], ...] = tuple((path, ALWAYS) for path in 
     "backend.dtype", "backend.base_url", "backend.model", "request_schema",
 )) + (
     ("backend.prompt_mode", None),  # openai: chat messages reach the model through the server's template
+    ("backend.quantize", "none"),  # transformers: int8 decode weights
 )
 TUPLE_KEY_FORMAT = "llmfti-tuple/2"  # bump only if the hashing below changes meaning
 

@@ -82,7 +82,7 @@ def build_runtime(home, record, cache: RuntimeCache, generator_override=None) ->
         generator.check_serves(adapter=registry.get(config.model).adapter_sha256 is not None)
     else:
         # Everything that shapes the generator is in the key: a new version changing the batching gets its own.
-        key = ("transformers", config.model, backend.device, backend.dtype, backend.max_batch_size, backend.batch_window_ms)
+        key = ("transformers", config.model, backend.device, backend.dtype, backend.quantize, backend.max_batch_size, backend.batch_window_ms)
         generator = cache.get(key, lambda: _transformers_generator(registry, config))
     generator.warm_up()
     runtime = DeploymentRuntime(record=record, config=config, encoder=encoder, generator=generator, request_model=request_model(config))
@@ -117,6 +117,12 @@ def _transformers_generator(registry, config: DeploymentConfig):
     dtype = resolve_dtype(config.backend.dtype, device)
     model, tokenizer, encoder = registry.load_model(config.model, device=device, dtype=dtype)
     model.eval()
+    if config.backend.quantize == "int8" and device == "cpu":
+        from llmfti.models.quantize import quantize_for_decode
+
+        if hasattr(model, "merge_and_unload"):  # a LoRA version: fold the (verified) adapter into the weights first
+            model = model.merge_and_unload()
+        quantize_for_decode(model)
     return TransformersGenerator(
         model, tokenizer, eos_token_id=encoder.eos_token_id, pad_token_id=encoder.pad_token_id,
         max_batch_size=config.backend.max_batch_size, batch_window_ms=config.backend.batch_window_ms,
