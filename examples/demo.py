@@ -33,7 +33,7 @@ DATASET = "python-qa"
 FINETUNE = "configs/finetune/smollm2-demo.yaml"
 CHALLENGER = "build/deployments/python-docs-challenger.yaml"
 CHALLENGER_REPORT = "build/eval-report-challenger.html"
-MAX_RECORDS = 64  # one CPU epoch over these takes ~3-4 minutes (see the fine-tune config)
+MAX_RECORDS = 40  # one CPU epoch over these (36 train examples of ~850 tokens) takes ~3 minutes on 2 cores
 QUESTIONS = [
     "What does the with statement do?",
     "What happens when break leaves a try statement with a finally clause?",
@@ -156,8 +156,9 @@ def _before_after(challenger: dict, model: str, promoted: bool) -> None:
     active = llmfti_json("deployments", "show", DEPLOYMENT)
     why = ("the challenger passed its gate and was not significantly worse than the base model" if promoted
            else "the challenger did not qualify, so the base model keeps serving")
+    commit = active["checks"].get("resolved_commit") or active["commit"]
     print(f"\n# {DEPLOYMENT} serves version {active['version']}: model {active['model']}, {active['feature_group']} @ commit "
-          f"{active['commit']} - {why}.", flush=True)
+          f"{commit} - {why}.", flush=True)
 
 
 def _num(x) -> str:
