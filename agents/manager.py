@@ -8,6 +8,12 @@ deployment version): loading a model is expensive, and a broken version retried 
 would keep a core busy and the log full. A new deploy of that name is tried at once. Build errors
 go to the server log; `status()` (shown on /readyz) only says which version failed and when it is
 retried, since the errors carry file paths.
+
+The rollback target stays warm: for each active deployment, the runtime of the version `llmfti
+rollback` would switch to (the newest earlier version that was active) is kept loaded, usually the
+runtime just swapped out, so a rollback swaps back at once instead of loading a model while users
+wait. The shared `RuntimeCache` is bounded (LRU); the generators and embedders of active and warm
+runtimes are pinned in it, everything else may be evicted.
 """
 
 from __future__ import annotations
@@ -55,6 +61,7 @@ class DeploymentManager:
         self.clock = clock
         self.backoff_start_s, self.backoff_max_s = backoff_start_s, backoff_max_s
         self._active: dict[str, DeploymentRuntime] = {}
+        self._warm: dict[str, DeploymentRuntime] = {}  # per name: the rollback target's runtime
         self._failures: dict[str, _Failure] = {}
         self._refresh_error: str | None = None
         self._seen_events = None
@@ -66,6 +73,10 @@ class DeploymentManager:
         now = self.clock()
         if marker == self._seen_events and not any(f.retry_at <= now for f in self._failures.values()):
             return  # nothing new, and no failed version is due for a retry
+        with self.cache.hold():  # what this refresh loads stays until it has pinned what it keeps
+            self._refresh(marker, now)
+
+    def _refresh(self, marker, now: float) -> None:
         for record in self.store.list_active():
             name, version = record["name"], int(record["version"])
             current = self._active.get(name)
@@ -75,18 +86,55 @@ class DeploymentManager:
             failure = self._failures.get(name)
             if failure is not None and failure.version == version and failure.retry_at > now:
                 continue  # backing off: this version failed recently
+            warm = self._warm.get(name)
             try:
-                runtime = build_runtime(self.home, record, self.cache, self.generator_override)
+                # A rollback to the warm version swaps back without loading anything.
+                runtime = warm if warm is not None and warm.version == version else build_runtime(self.home, record, self.cache, self.generator_override)
             except Exception as exc:  # keep serving the previous tuple; retry later
                 self._record_failure(name, version, exc, failure if failure is not None and failure.version == version else None, now)
                 continue
             with self._lock:
                 self._active[name] = runtime  # atomic swap: new requests get the new tuple
+            if current is not None:
+                self._warm[name] = current  # the version just swapped out: the likely rollback target
             if failure is not None:
                 logger.info("deployment %s version %d loaded after %d failed attempt(s)", name, version, failure.attempts)
             self._failures.pop(name, None)
+        self._keep_rollback_targets_warm()
         self._refresh_error = None
         self._seen_events = marker
+
+    def _keep_rollback_targets_warm(self) -> None:
+        """Per active deployment, keep the runtime of its rollback target loaded (building it when the
+        runtime swapped out is not that version), drop the others, and pin what active and warm
+        runtimes use in the bounded cache."""
+        with self._lock:
+            active = dict(self._active)
+        for name, runtime in active.items():
+            target = self._rollback_target(name, runtime.version)
+            warm = self._warm.get(name)
+            if target is None:
+                self._warm.pop(name, None)
+            elif warm is None or warm.version != target:
+                try:
+                    self._warm[name] = build_runtime(self.home, self.store.get(name, target), self.cache, self.generator_override)
+                except Exception as exc:  # serving is unaffected; a rollback would load it then
+                    self._warm.pop(name, None)
+                    logger.warning("deployment %s: rollback target version %d could not be kept warm: %s", name, target, exc)
+        for name in set(self._warm) - set(active):
+            self._warm.pop(name)
+        self.cache.pin({k for r in list(active.values()) + list(self._warm.values()) for k in r.cache_keys})
+
+    def _rollback_target(self, name: str, active: int) -> int | None:
+        """The version `DeploymentStore.rollback(name)` would activate: the newest earlier version that was active."""
+        from llmfti.registry.deployments import ACTIVATING
+
+        earlier = sorted({h["version"] for h in self.store.history(name) if h["action"] in ACTIVATING and h["version"] < active})
+        return earlier[-1] if earlier else None
+
+    def warm_versions(self) -> dict[str, int]:
+        """Per deployment, the version kept loaded for a rollback (observability, tests)."""
+        return {n: r.version for n, r in self._warm.items()}
 
     def _record_failure(self, name: str, version: int, exc: Exception, previous: _Failure | None, now: float) -> None:
         attempts = previous.attempts + 1 if previous else 1

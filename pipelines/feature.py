@@ -29,10 +29,12 @@ from llmfti.hashing import sha256_text
 from llmfti.sources.loaders import QuarantineItem, SourceDocument, load_sources
 from llmfti.sources.timeparse import utcnow
 from llmfti.store.feature_store import QUARANTINE, RUNS
-from llmfti.store.schema import feature_group_schema
+from llmfti.store.schema import SCORE_PREFIX, feature_group_schema
 from llmfti.tables import sql_quote
 from llmfti.transforms.model_independent.clean import clean_text
 from llmfti.transforms.registry import get_chunker
+
+WHOLE_KINDS = ("records", "preferences")  # kept whole (one row per record), with typed fields
 
 
 @dataclass
@@ -48,6 +50,8 @@ class IngestSummary:
     duration_s: float = 0.0
     quarantine: list[dict] = field(default_factory=list)
     lineage: dict | None = None  # where the items came from, when a pipeline produced them (records synthesis)
+    scoring: dict | None = None  # records: score columns this run wrote and their scorers (see score_new_records)
+    properties: dict | None = None  # stored in the data commit itself (a stream's partition offsets: llmfti.pipelines.stream)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -60,8 +64,11 @@ def _resolve_config(fg, config: FeatureConfig | None, embedder) -> tuple[Feature
     stored = fg.config if fg.info else None
     config = config or stored or FeatureConfig()
     if stored and config.embedder.dtype == "auto":
-        # 'auto' means "whatever the version was created with": the dtype is part of the vectors.
-        config = config.model_copy(update={"embedder": config.embedder.model_copy(update={"dtype": stored.embedder.dtype})})
+        # 'auto' means "whatever the version was created with": the dtype is part of the vectors. The
+        # metadata's embedder_dtype is the resolved one (configs stored by older runs may say 'auto',
+        # which would need torch just to find the device again).
+        pinned = fg.info.get("embedder_dtype") or stored.embedder.dtype
+        config = config.model_copy(update={"embedder": config.embedder.model_copy(update={"dtype": pinned})})
     embedder = embedder or load_embedder(config.embedder, fg.store.home)
     return config, embedder
 
@@ -85,6 +92,7 @@ def _check_compatible(fg, config: FeatureConfig, embedder, chunker) -> None:
 
 
 def _register(fg, config: FeatureConfig, embedder, chunker) -> None:
+    embedder.fingerprint  # resolves the dtype ('auto' -> the device's), which is what gets pinned
     pinned = config.model_copy(update={"embedder": config.embedder.model_copy(update={"dtype": embedder.dtype})})
     fg.store.register_meta(
         {
@@ -108,7 +116,9 @@ def _existing_hashes(fg) -> dict[str, str]:
     if not fg.has_data():
         return {}
     arrow = fg.table().search().select(["doc_id", "doc_hash"]).limit(None).to_arrow()
-    return dict(zip(arrow.column("doc_id").to_pylist(), arrow.column("doc_hash").to_pylist()))
+    # One row per chunk: reduce to one per document in Arrow before making Python objects (10x fewer).
+    per_doc = arrow.group_by("doc_id").aggregate([("doc_hash", "max")])
+    return dict(zip(per_doc.column("doc_id").to_pylist(), per_doc.column("doc_hash_max").to_pylist()))
 
 
 def _protected_doc_ids(fg, quarantined: list[QuarantineItem], existing: dict[str, str]) -> set[str]:
@@ -146,7 +156,7 @@ def _chunk_rows(docs: list[tuple[SourceDocument, str, str]], chunker, kind: str,
     rows, embed_texts = [], []
     for doc, text, dhash in docs:
         chunks = chunker.chunk(text) if kind == "documents" else None
-        if kind == "records":
+        if kind in WHOLE_KINDS:
             from llmfti.transforms.model_independent.chunk import Chunk
 
             chunks = [Chunk(text, [], 0, 0)]
@@ -161,7 +171,7 @@ def _chunk_rows(docs: list[tuple[SourceDocument, str, str]], chunker, kind: str,
                 "event_time": doc.event_time, "ingested_at": ingested_at,
                 "metadata": json.dumps(doc.metadata, sort_keys=True, default=str), "run_id": run_id,
             }
-            if kind == "records":
+            if kind in WHOLE_KINDS:
                 row.update(doc.fields)
             rows.append(row)
             embed_texts.append(chunk.embed_text)
@@ -184,24 +194,30 @@ def _write_quarantine(fg, run_id: str, items: list[QuarantineItem]) -> None:
     fg.store.system_table(QUARANTINE).add(*rows)
 
 
-def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: int) -> bool:
-    """Apply all changes as one table version. Returns whether a commit was made."""
+def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: int, properties: dict[str, str] | None = None) -> bool:
+    """Apply all changes as one table version (with `properties` stored in that same commit). Returns
+    whether a commit was made."""
     import pyarrow as pa
 
-    schema = feature_group_schema(dim, kind)
+    schema = feature_group_schema(dim, kind, scores=[c for c in (rows[0] if rows else {}) if c.startswith(SCORE_PREFIX)])
     data = pa.Table.from_pylist(rows, schema=schema)
     if not fg.has_data():
         if not rows:
             return False
         try:
-            fg.store.db.create_table(fg.table_name, data=data, schema=schema)
-            return True
+            if properties is None:
+                fg.store.db.create_table(fg.table_name, data=data, schema=schema)
+                return True
+            fg.store.db.create_table(fg.table_name, schema=schema)  # empty; the data and its properties merge in below
         except ValueError:  # "already exists": a concurrent first run created it; merge into it below
             pass
     if not rows and not replace_doc_ids:
         return False
     tbl = fg.table()
     scope = "doc_id IN (" + ", ".join(sql_quote(d) for d in replace_doc_ids) + ")"
+    if properties is not None:
+        _merge_with_properties(tbl, data, scope if replace_doc_ids else None, properties)
+        return True
     if not rows:
         tbl.delete(scope)
         return True
@@ -210,6 +226,40 @@ def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: in
         merge = merge.when_not_matched_by_source_delete(scope)
     merge.execute(data)
     return True
+
+
+def _merge_with_properties(tbl, data, delete_scope: str | None, properties: dict[str, str]) -> None:
+    """The same merge as `_commit`, committed through Lance with transaction properties: the data
+    and, say, the stream offsets it came from land in ONE atomic version (read back with
+    `commit_properties`)."""
+    import lance
+
+    ds = tbl.to_lance()
+    merge = ds.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
+    if delete_scope:
+        merge = merge.when_not_matched_by_source_delete(delete_scope)
+    transaction, _ = merge.execute_uncommitted(data)
+    transaction.transaction_properties = {str(k): str(v) for k, v in properties.items()}
+    lance.LanceDataset.commit(ds, transaction)
+    tbl.checkout_latest()
+
+
+def commit_properties(fg, key: str, *, max_versions: int = 10_000) -> tuple[int, str] | None:
+    """(commit, value) of the newest data commit whose properties hold `key`, walking back from the
+    latest version (index and maintenance versions carry none)."""
+    if not fg.has_data():
+        return None
+    tbl = fg.table()
+    ds = tbl.to_lance()
+    for version in sorted((int(v["version"]) for v in tbl.list_versions()), reverse=True)[:max_versions]:
+        try:
+            transaction = ds.read_transaction(version)
+        except Exception:  # pruned meanwhile, or written before transactions were kept
+            continue
+        value = (getattr(transaction, "transaction_properties", None) or {}).get(key) if transaction is not None else None
+        if value is not None:
+            return version, value
+    return None
 
 
 def ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, sync: bool = False, progress: bool = False,
@@ -222,10 +272,14 @@ def ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, sync: b
 
 def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocument | QuarantineItem]], *, config: FeatureConfig | None = None,
                  sync: bool = False, progress: bool = False, embedder=None, home=None, version: int | None = None,
-                 lineage: dict | None = None) -> IngestSummary:
+                 lineage: dict | None = None, deletes: Iterable[str] = (), commit_properties: dict[str, str] | None = None) -> IngestSummary:
     """The pipeline behind `ingest`, for items a caller produces (the records-synthesis pipeline writes
     its records this way): `items_for(config)` yields documents and quarantine items. `lineage`
-    (where the items came from) is stored with the run and shown by `fg show` and `fg history`."""
+    (where the items came from) is stored with the run and shown by `fg show` and `fg history`.
+    `deletes` are doc ids to remove in the same commit (a watched folder's removed files, a stream's
+    tombstones); `commit_properties` are stored in the data commit itself (a stream's offsets).
+    The embedder's weights load only when something is embedded: a run that changes nothing never
+    loads them."""
     if isinstance(fg, str):
         from llmfti.store import FeatureStore
 
@@ -239,23 +293,44 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
     if fg.info is not None:
         _check_compatible(fg, config, embedder, chunker)
 
-    docs: list[tuple[SourceDocument, str, str]] = []
+    from llmfti.store.source_keys import SourceKeys, raw_key
+
+    docs: list[tuple[SourceDocument, str | None, str]] = []
     quarantined: list[QuarantineItem] = []
+    source_keys = SourceKeys(fg)
+    cached = source_keys.load() if fg.has_data() else {}
+    keys: dict[str, tuple[str, str]] = {}
     for item in items_for(config):
         if isinstance(item, QuarantineItem):
             quarantined.append(item)
+            continue
+        key = raw_key(item)
+        hit = cached.get(item.doc_id)
+        if hit is not None and hit[0] == key:
+            # Same raw input as when the cache was written: its doc hash is known without cleaning. The
+            # text is cleaned below only if the table disagrees (then the document counts as changed).
+            docs.append((item, None, hit[1]))
+            keys[item.doc_id] = hit
             continue
         text = clean_text(item.text)
         if not text.strip():
             quarantined.append(QuarantineItem(item.path or item.source, "empty", "no text after cleaning", doc_id=item.doc_id, file=item.file))
             continue
         docs.append((item, text, doc_hash(item, text)))
+        keys[item.doc_id] = (key, docs[-1][2])
     summary.documents["seen"] = len(docs) + len(quarantined)
     summary.documents["quarantined"] = len(quarantined)
     summary.quarantine = [{"source": q.source, "reason": q.reason, "detail": q.detail} for q in quarantined]
 
     existing = _existing_hashes(fg)
     changed = [d for d in docs if existing.get(d[0].doc_id) != d[2]]
+    # A cached key whose doc hash the table does not hold (the cache is stale): clean and hash for real.
+    for i, (item, text, _) in enumerate(changed):
+        if text is None:
+            text = clean_text(item.text)
+            changed[i] = (item, text, doc_hash(item, text))
+            keys[item.doc_id] = (keys[item.doc_id][0], changed[i][2])
+    changed = [d for d in changed if existing.get(d[0].doc_id) != d[2]]
     summary.documents["added"] = sum(1 for d in changed if d[0].doc_id not in existing)
     summary.documents["updated"] = len(changed) - summary.documents["added"]
     summary.documents["unchanged"] = len(docs) - len(changed)
@@ -265,6 +340,11 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
         # A document that is quarantined this run keeps its last good chunks: nothing is lost to bad input.
         protected = _protected_doc_ids(fg, quarantined, existing)
         deleted = sorted(doc_id for doc_id in existing if doc_id not in present and doc_id not in protected)
+        summary.documents["deleted"] = len(deleted)
+    if deletes:
+        present = {d[0].doc_id for d in docs}
+        keep = _protected_doc_ids(fg, quarantined, existing)  # as with sync: bad input never deletes what it would replace
+        deleted = sorted(set(deleted) | {d for d in deletes if d in existing and d not in present and d not in keep})
         summary.documents["deleted"] = len(deleted)
 
     if fg.info is None:
@@ -286,9 +366,12 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
         for row, vec in zip(rows, vectors):
             row["vector"] = vec
     replaced = [d[0].doc_id for d in changed if d[0].doc_id in existing] + deleted
+    if config.kind == "records" and rows:
+        summary.scoring = score_new_records(fg, config, rows, replaced, lineage)  # the scoring hook: same commit
     if existing and replaced:
         summary.chunks_deleted = fg.table().count_rows("doc_id IN (" + ", ".join(sql_quote(d) for d in replaced) + ")")
-    summary.committed = _commit(fg, rows, replaced, config.kind, embedder.dimension)
+    summary.committed = _commit(fg, rows, replaced, config.kind, embedder.dimension, commit_properties)
+    summary.properties = dict(commit_properties) if commit_properties and summary.committed else None
     summary.chunks_written = len(rows) if summary.committed else 0
     if summary.committed:
         summary.data_commit = fg.table().version
@@ -297,6 +380,12 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
 
         ensure_indexes(fg.table(), config.index_threshold)
         summary.commit = fg.table().version
+    if fg.has_data():
+        # Documents not read this run (a watched folder's batch, a stream) keep their keys; deleted ones go.
+        gone = set(deleted)
+        merged = {d: k for d, k in cached.items() if d not in gone} | keys
+        if merged != cached:
+            source_keys.save(merged)
     summary.duration_s = round(time.perf_counter() - started, 3)
     if summary.committed:
         _record_run(fg, summary, ingested_at)
@@ -306,3 +395,115 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
 def _record_run(fg, summary: IngestSummary, started_at: datetime) -> None:
     row = {"run_id": summary.run_id, "feature_group": fg.key, "commit": summary.commit, "started_at": started_at, "finished_at": utcnow(), "summary": json.dumps(summary.to_dict(), default=str)}
     fg.store.system_table(RUNS).add(row)
+
+
+# -- the scoring hook (records) --------------------------------------------------------------------
+# Scores are model-independent transformations (llmfti.transforms.scoring) stored as columns
+# score_<name>. A run scores the records it writes with the group's scorers (those earlier runs
+# recorded, plus the config's `scorers:`), so a column never holds nulls for records that arrived
+# after it was added. `llmfti records score` (llmfti.pipelines.records.score) scores a whole group.
+
+
+def score_new_records(fg, config: FeatureConfig, rows: list[dict], replaced: list[str], lineage: dict | None = None) -> dict | None:
+    """Add score_<name> values to `rows` (this run's records); returns what the run records about them."""
+    from llmfti.errors import ConfigError
+    from llmfti.transforms import scoring
+
+    state = scoring.scoring_state(fg.store.runs(fg.key)) if fg.has_data() else {}
+    specs = [d["spec"] for d in state.values() if d.get("spec")]
+    specs += [s.model_dump() for s in config.scorers if scoring.column_name(s.name) not in state]
+    if not specs:
+        return None
+    have = set(fg.table().schema.names) if fg.has_data() else None
+    missing = [s["name"] for s in specs if have is not None and scoring.column_name(s["name"]) not in have]
+    if missing:
+        raise ConfigError(f"{fg.key} has no score column for {missing}: scorers join an existing group through one scoring run",
+                          hint=f"llmfti records score {fg.key} " + " ".join(f"--scorer {m}" for m in missing))
+    scorers = scoring.build_scorers(specs, scoring_env(specs))
+    targets, group = scoring_inputs(fg, rows, scorers, lineage, exclude=set(replaced))
+    now = scoring.describe(scorers)
+    for col, was in state.items():  # new records are scored as the column's other records were
+        if col in now and (now[col]["version"], now[col]["params"]) != (was["version"], was["params"]):
+            raise IncompatibleError(f"{fg.key}: {col} was written by {was['scorer']} v{was['version']} {was['params']}; this run's "
+                                    f"is v{now[col]['version']} {now[col]['params']}",
+                                    hint=f"rescore the group: llmfti records score {fg.key} --scorer {was['scorer']}")
+    values = scoring.score_records(scorers, targets, group)
+    for i, row in enumerate(rows):
+        row.update({col: vals[i] for col, vals in values.items()})
+    return {"columns": {c: {**d, "spec": spec} for (c, d), spec in zip(now.items(), specs)}, "records": len(rows)}
+
+
+def scoring_env(specs: list[dict]):
+    """The resources scorers need, resolved here (the scorers sit below the stores): eval suites
+    (eval_question) and a judge client (judge)."""
+    from llmfti.transforms.scoring import ScoringEnv
+
+    env = ScoringEnv()
+    for spec in specs:
+        params = spec.get("params") or {}
+        if spec["name"] == "eval_question":
+            from llmfti.evaluation.suites import load_suite
+
+            for name in [params["suites"]] if isinstance(params.get("suites"), str) else params.get("suites") or []:
+                suite = load_suite(name)
+                env.suites[name] = (suite.ref, [c.question for c in suite.cases])
+        if spec["name"] == "judge" and params.get("base_url") and params.get("model"):
+            from llmfti.models.teacher import TeacherClient
+
+            client = TeacherClient(params["base_url"], params["model"], api_key_env=params.get("api_key_env", "LLMFTI_JUDGE_API_KEY"),
+                                   temperature=0.0, max_tokens=8)
+            env.chat = lambda messages, c=client: c.chat(messages, seed=0)
+    return env
+
+
+def scoring_inputs(fg, rows: list[dict], scorers, lineage: dict | None = None, *, exclude: set = frozenset(),
+                   group_rows: list[dict] | None = None) -> tuple[list, list]:
+    """(targets, group) ScoreInputs for `rows`. The group (`rows` plus the stored records not in
+    `exclude`, or `group_rows`) is read only for scorers that compare records; contexts only for
+    scorers that read them."""
+    from llmfti.transforms.scoring import ScoreInput
+
+    def as_input(r, contexts=None):
+        return ScoreInput(r["doc_id"], r["question"] or "", r["answer"] or "", contexts, (r["ingested_at"], r["doc_id"]))
+
+    contexts = context_texts(fg, rows, scorers, lineage) if any(getattr(s, "uses_contexts", False) for s in scorers) else {}
+    targets = [as_input(r, contexts.get(r["doc_id"])) for r in rows]
+    group = targets
+    if any(getattr(s, "uses_group", False) for s in scorers):
+        if group_rows is None:
+            group_rows = fg.read(columns=["doc_id", "question", "answer", "ingested_at"]).to_pylist() if fg.has_data() else []
+        mine = {r["doc_id"] for r in rows}
+        group = targets + [as_input(r) for r in group_rows if r["doc_id"] not in mine and r["doc_id"] not in exclude]
+    return targets, group
+
+
+def context_texts(fg, rows: list[dict], scorers, lineage: dict | None = None) -> dict[str, list[str] | None]:
+    """{record id: texts of its context_ids, None when it names none}, read from the documents feature
+    group they point into: the scorers' `contexts` param (DOCS[:V][@COMMIT]), else the records'
+    synthesis lineage (at its pinned commit). Sets each such scorer's `inputs` (recorded)."""
+    from llmfti.errors import ConfigError
+    from llmfti.store.training_datasets.spec import split_contexts_ref
+
+    ref = next((s.params.get("contexts") for s in scorers if getattr(s, "uses_contexts", False) and s.params.get("contexts")), None)
+    docs_lineage = ((lineage if lineage is not None else fg.lineage()) or {}).get("documents") or {}
+    if ref is None and not docs_lineage:
+        if not any(r.get("context_ids") for r in rows):
+            return {}
+        raise ConfigError(f"scoring {fg.key}: which documents feature group do the records' context_ids name?",
+                          hint="give it to the scorer: --contexts DOCS_FG (params.contexts)")
+    name, at = split_contexts_ref(ref) if ref else (docs_lineage["feature_group"], None)
+    docs = fg.store.feature_group(name)
+    commit = docs.resolve_commit(at if at is not None else (docs_lineage.get("commit") if docs.key == docs_lineage.get("feature_group") else None))
+    for s in scorers:
+        if getattr(s, "uses_contexts", False):
+            s.inputs = {"contexts": f"{docs.key}@{commit}"}
+    ids = sorted({c for r in rows for c in (r.get("context_ids") or [])})
+    found: dict[str, list[str]] = {}
+    if ids:
+        quoted = ", ".join(sql_quote(i) for i in ids)
+        chunks = docs.read(commit, columns=["chunk_id", "doc_id", "chunk_index", "text"], where=f"chunk_id IN ({quoted}) OR doc_id IN ({quoted})")
+        for r in sorted(chunks.to_pylist(), key=lambda r: (r["doc_id"], r["chunk_index"])):
+            found.setdefault(r["chunk_id"], []).append(r["text"])
+            if r["doc_id"] != r["chunk_id"]:
+                found.setdefault(r["doc_id"], []).append(r["text"])
+    return {r["doc_id"]: [t for c in r["context_ids"] for t in found.get(c, [])] if r.get("context_ids") else None for r in rows}

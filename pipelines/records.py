@@ -1,6 +1,6 @@
 """The records-synthesis pipeline: a documents feature group at a pinned commit -> a records feature
 group of question / answer / context_ids (instruction data), with lineage (CLI: `llmfti records
-synthesize`).
+synthesize`), and the scoring of a whole records group (`score`, CLI `llmfti records score`).
 
     from llmfti.pipelines.records import synthesize
     summary = synthesize(store, "python-reference", into="python-qa", exclude_suites=["python-reference"])
@@ -17,6 +17,8 @@ lineage (documents group, version, commit, method, parameters, seed, exclusions)
 from __future__ import annotations
 
 import random
+import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -160,3 +162,101 @@ def _record(docs_key: str, commit: int, chunk: dict, question: str, answer: str,
         event_time=chunk["event_time"], metadata={"method": method, "source_doc": chunk["doc_id"], "heading_path": chunk["heading_path"] or ""},
         event_time_explicit=True, fields={"question": question, "answer": answer, "context_ids": [chunk["chunk_id"]]},
     )
+
+
+# -- scoring a whole records group (`llmfti records score`) -----------------------------------------
+
+FLAG_MAX_LISTED = 20
+
+
+def score(store, records: str, scorers: list, *, contexts: str | None = None) -> dict:
+    """Score every record of records feature group `records` (latest commit) with `scorers` (names or
+    {name, params}) into columns score_<name>, as one commit: new columns are added with their values
+    (LanceDB add_columns), existing ones are rewritten where a value or the scorer's version changed
+    (a run that does both makes two commits, the second holding the final state). The run is recorded
+    like an ingest run (`fg history`) with each column's scorer, version and params; later ingests
+    score their new records with the same scorers. `contexts`: the documents feature group the
+    records' context_ids name (default: the records' synthesis lineage)."""
+    from llmfti.errors import ConfigError
+    from llmfti.pipelines.feature import IngestSummary, _record_run, scoring_env, scoring_inputs
+    from llmfti.sources.timeparse import utcnow
+    from llmfti.transforms import scoring
+
+    fg = store.feature_group(records)
+    if fg.info["kind"] != "records":
+        raise ConfigError(f"{fg.key} holds {fg.info['kind']}: scores apply to records feature groups")
+    if not scorers:
+        raise ConfigError("name at least one scorer (--scorer NAME); registered: " + ", ".join(scoring.SCORERS.names()))
+    started, t0 = utcnow(), time.perf_counter()
+    specs = [{"name": s, "params": {}} if isinstance(s, str) else {"name": s["name"], "params": dict(s.get("params") or {})} for s in scorers]
+    for spec in specs:
+        if contexts and spec["name"] in ("grounding", "judge"):
+            spec["params"].setdefault("contexts", contexts)
+    commit = fg.resolve_commit(None)
+    rows = fg.read(commit, columns=["chunk_id", "doc_id", "question", "answer", "context_ids", "ingested_at"]).to_pylist()
+    lineage = fg.lineage(commit)
+    built = scoring.build_scorers(specs, scoring_env(specs))
+    targets, _ = scoring_inputs(fg, rows, built, lineage, group_rows=[])
+    values = scoring.score_records(built, targets, targets)
+    for spec, s in zip(specs, built):  # replayable by later ingests: the documents group without its commit
+        if getattr(s, "inputs", None) and "contexts" not in spec["params"]:
+            spec["params"]["contexts"] = s.inputs["contexts"].split("@")[0]
+    described = scoring.describe(built)
+    summary = IngestSummary(feature_group=fg.key, run_id=uuid.uuid4().hex[:16], lineage=lineage)
+    summary.documents["seen"] = len(rows)
+    summary.scoring = {"columns": {c: {**d, "spec": spec} for (c, d), spec in zip(described.items(), specs)}, "records": len(rows),
+                       "flags": _flags(rows, values)}
+    summary.documents["updated"] = _write_scores(fg, rows, values, described, scoring.scoring_state(store.runs(fg.key)))
+    summary.committed = fg.table().version != commit
+    summary.commit = summary.data_commit = fg.table().version if summary.committed else commit
+    summary.duration_s = round(time.perf_counter() - t0, 3)
+    if summary.committed:
+        _record_run(fg, summary, started)
+    return summary.to_dict()
+
+
+def _write_scores(fg, rows: list[dict], values: dict, described: dict, state: dict) -> int:
+    """Write score columns; returns how many records got a new value in an existing column."""
+    import pyarrow as pa
+
+    from llmfti.store.schema import score_field
+
+    tbl = fg.table()
+    names = set(tbl.schema.names)
+    new = [c for c in values if c not in names]
+    if new:
+        by_id = {c: dict(zip((r["doc_id"] for r in rows), values[c])) for c in new}
+        schema = pa.schema([score_field(c) for c in new])
+
+        def add(batch):  # one commit: the new columns' data files, computed batch by batch from the ids
+            ids = batch.column("doc_id").to_pylist()
+            return pa.RecordBatch.from_arrays([pa.array([by_id[c].get(i) for i in ids], pa.float64()) for c in new], schema=schema)
+
+        tbl.to_lance().add_columns(add, read_columns=["doc_id"])
+    old = [c for c in values if c in names]
+    if not old:
+        return 0
+    stored = {r["doc_id"]: r for r in fg.read(columns=["doc_id", *old]).to_pylist()}
+    changed_desc = {c for c in old if (state.get(c, {}).get("version"), state.get(c, {}).get("params")) != (described[c]["version"], described[c]["params"])}
+    updates = []
+    for i, r in enumerate(rows):
+        if changed_desc or any(stored.get(r["doc_id"], {}).get(c) != values[c][i] for c in old):
+            updates.append({"chunk_id": r["chunk_id"], **{c: values[c][i] for c in old}})
+    if updates:
+        data = pa.Table.from_pylist(updates, schema=pa.schema([pa.field("chunk_id", pa.string(), nullable=False)] + [score_field(c) for c in old]))
+        fg.table().merge_insert("chunk_id").when_matched_update_all().execute(data)
+    return len(updates)
+
+
+def _flags(rows: list[dict], values: dict) -> dict:
+    """Records a filter should look at: near-duplicates of eval questions (the leak guard's bar) and
+    of earlier records."""
+    from llmfti.transforms.scoring import EVAL_QUESTION_FLAG, column_name
+
+    out = {}
+    for name, threshold in (("eval_question", EVAL_QUESTION_FLAG), ("near_duplicate", 0.9)):
+        col = column_name(name)
+        if col in values:
+            hits = [r["doc_id"] for r, v in zip(rows, values[col]) if v is not None and v >= threshold]
+            out[name] = {"column": col, "threshold": threshold, "count": len(hits), "records": hits[:FLAG_MAX_LISTED]}
+    return out

@@ -1,14 +1,14 @@
-"""`llmfti fg`: read feature groups: list, show, history, tag, search (with time travel), quarantine."""
+"""`llmfti fg`: read feature groups: list, show, history, tag, search (with time travel), quarantine; and maintain them."""
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
 from llmfti.cli.output import console, emit, esc, home_of, table
 
-app = typer.Typer(help="Read feature groups: list, show, history, tag, search, quarantine.", no_args_is_help=True)
+app = typer.Typer(help="Read feature groups: list, show, history, tag, search, quarantine; maintain (compact, index, prune).", no_args_is_help=True)
 JSON = typer.Option(False, "--json", help="Print one JSON document on stdout.")
 REF = typer.Argument(..., help="NAME or NAME:VERSION (latest version by default).")
 
@@ -77,9 +77,10 @@ def history(ctx: typer.Context, ref: str = REF, json_out: bool = JSON):
 
     def render(d):
         items = d["commits"]
-        t = table("commit", "ingested_at", "rows", "change", "tags", "run")
+        t = table("commit", "ingested_at", "rows", "change", "tags", "run", "stored")
         for h in items:
-            t.add_row(str(h["commit"]), h["ingested_at"], str(h["rows"]), h["change"], ",".join(h["tags"]), h["run_id"] or "")
+            stored = "yes" if h.get("available", True) else f"pruned {str(h['pruned_at'])[:19]}"
+            t.add_row(str(h["commit"]), h["ingested_at"], str(h["rows"]), h["change"], ",".join(h["tags"]), h["run_id"] or "", stored)
         console().print(t)
 
     emit({"feature_group": fg.key, "commits": rows}, json_out, render)
@@ -134,3 +135,38 @@ def quarantine(ctx: typer.Context, ref: str = REF, run: Optional[str] = typer.Op
         console().print(t)
 
     emit({"feature_group": fg.key, "items": rows}, json_out, render)
+
+
+@app.command()
+def maintain(
+    ctx: typer.Context,
+    refs: Optional[List[str]] = typer.Argument(None, help="NAME or NAME:VERSION (default: every feature group, and the system tables)."),
+    keep_within: str = typer.Option("7d", "--keep-within", help="Keep every version superseded less than this long ago (30m, 24h, 7d, 2w)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would be pruned; write nothing."),
+    no_compact: bool = typer.Option(False, "--no-compact", help="Skip compaction (index and prune only)."),
+    system: Optional[bool] = typer.Option(None, "--system/--no-system", help="Also maintain the system tables (default: when no REFS are given)."),
+    json_out: bool = JSON,
+):
+    """Compact small fragments, add new rows to the indices, and prune old versions. Never prunes a
+    commit that is tagged, pinned by a deployment (active or a rollback target), a training dataset or an
+    eval record, or superseded less than --keep-within ago; `fg history` lists what was pruned."""
+    from llmfti.pipelines.maintenance import maintain as run_maintenance
+
+    err = console(stderr=True)
+    with err.status("maintaining...") as status:
+        reports = run_maintenance(home_of(ctx), list(refs or []), keep_within=keep_within, dry_run=dry_run, do_compact=not no_compact,
+                                  system_tables=system, progress=lambda label: status.update(f"maintaining {label}..."))
+    data = {"dry_run": dry_run, "keep_within": keep_within, "tables": [r.to_dict() for r in reports]}
+
+    def render(d):
+        t = table("table", "versions", "fragments", "compacted", "indexed", "pruned", "kept (why)", "freed")
+        for r in d["tables"]:
+            kept = "; ".join(f"{len(v)} {k}" for k, v in sorted(r["kept"].items()))
+            pruned = ",".join(str(p["commit"]) for p in r["pruned"][:8]) + (f" (+{len(r['pruned']) - 8})" if len(r["pruned"]) > 8 else "")
+            t.add_row(esc(r["subject"]), f"{r['versions_before']} -> {r['versions_after']}", f"{r['fragments_before']} -> {r['fragments_after']}",
+                      "yes" if r["compaction"] else "-", ",".join(r["indexed"]) or "-", pruned or "-", esc(kept), f"{r['bytes_removed'] / 1e6:.1f} MB")
+        console().print(t)
+        if d["dry_run"]:
+            console().print("[dim]dry run: nothing was written[/]")
+
+    emit(data, json_out, render)

@@ -1,4 +1,5 @@
-"""Fine-tune a base model with LoRA on an encoded training dataset and register the result.
+"""Fine-tune a base model with LoRA on an encoded training dataset and register the result
+(`method: dpo`: align a model version on a preference dataset with DPO, on TRL).
 
 Resumes the latest unfinished run of the same name from its last checkpoint (--no-resume starts over).
 Guards run after training: an adapter that does not change the output, or a model that never emits
@@ -38,6 +39,8 @@ def finetune(
 
 
 def _render(r: dict) -> None:
+    if r.get("method") == "dpo":
+        return _render_dpo(r)
     out = console()
     m = r["metrics"]
     out.print(f"[bold]{r['name']}[/] trained {m['steps']} steps in {m['wall_s']:.1f}s on {m['device']} ({m['dtype']}, {m['attn_implementation']})")
@@ -56,6 +59,32 @@ def _render(r: dict) -> None:
                   f"EOS in {g['eos']['with_eos']}/{g['eos']['probes']} probe generations")
         if g["eos"].get("warning"):
             out.print(f"  [yellow]warning:[/] {esc(g['eos']['warning'])}")
+    reg = r["registration"]
+    if reg.get("registered"):
+        out.print(f"  registered as [bold]{reg.get('ref')}[/]")
+    else:
+        out.print(f"  [yellow]not registered:[/] {esc(reg.get('reason'))}")
+
+
+def _render_dpo(r: dict) -> None:
+    out = console()
+    m, g = r["metrics"], r.get("guards", {})
+    parent = (r.get("parent") or {}).get("ref") or f"base model {r['base_model']}"
+    out.print(f"[bold]{r['name']}[/] aligned (DPO) from {esc(parent)} on {esc(r['training_dataset'])}: {m['steps']} steps in {m['wall_s']:.1f}s "
+              f"on {m['device']} ({m['dtype']})")
+
+    def f(v):
+        return "n/a" if v is None else f"{v:.4f}"
+
+    out.print(f"  train loss {f(m.get('train_loss_first'))} -> {f(m.get('train_loss_final'))}; on the {m['preference_eval_split']} pairs: "
+              f"loss {f(m.get('eval_loss_start'))} -> {f(m.get('eval_loss_end'))}, reward margin {f(m.get('eval_margins_start'))} -> "
+              f"{f(m.get('eval_margins_end'))}, accuracy {f(m.get('eval_accuracies_start'))} -> {f(m.get('eval_accuracies_end'))}")
+    out.print(f"  adapter {r['adapter_dir']} (sha256 {r['adapter_sha256'][:12]})")
+    if "policy_logit_delta" in g:
+        out.print(f"  guards: the adapter changes outputs relative to {esc(parent)} (max delta {g['policy_logit_delta']:.3g})"
+                  + (f"; EOS in {g['eos']['with_eos']}/{g['eos']['probes']} probe generations" if g.get("eos", {}).get("checked") else ""))
+    if g.get("eos", {}).get("warning"):
+        out.print(f"  [yellow]warning:[/] {esc(g['eos']['warning'])}")
     reg = r["registration"]
     if reg.get("registered"):
         out.print(f"  registered as [bold]{reg.get('ref')}[/]")

@@ -2,6 +2,8 @@
 
     llmfti td create qa-train --from qa:1 --event-time-until 2026-01-01 --contexts docs:1@release-1 \\
         --top-k 4 --encoder rag-default --model SmolLM2-135M-Instruct --split 0.9 --seed 0
+    llmfti td create qa-clean --from qa:1 --where "score_grounding >= 0.5 AND score_near_duplicate < 0.8" --model SmolLM2-135M-Instruct
+    llmfti td create prefs --from prefs:1 --contexts docs:1 --model smollm2-python-qa:1      # preference pairs -> DPO
     llmfti td show qa-train:1
     llmfti td recreate qa-train:1      # rebuild from the lineage; exit 4 when the content hash differs
 """
@@ -29,7 +31,8 @@ def _datasets(ctx):
 def create(
     ctx: typer.Context,
     name: str = typer.Argument(..., help="Dataset name; the next version NAME:N is allocated."),
-    from_: str = typer.Option(..., "--from", help="Records feature group FG[:VERSION] (ingested with --kind records)."),
+    from_: str = typer.Option(..., "--from", help="Records feature group FG[:VERSION] (--kind records: SFT examples; --kind preferences: preference pairs)."),
+    where: Optional[str] = typer.Option(None, "--where", help="LanceDB SQL filter on the records at the pinned commit, e.g. \"score_grounding >= 0.5\" (recorded)."),
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Records at this commit, tag or ingestion time (default: latest, pinned)."),
     until: Optional[str] = typer.Option(None, "--event-time-until", help="Keep records with event_time at or before this ISO-8601 time."),
     contexts: Optional[str] = typer.Option(None, "--contexts", help="Documents feature group to retrieve from: DOCS_FG or DOCS_FG:VERSION, optionally pinned with @COMMIT, @TAG or @TIME."),
@@ -60,7 +63,7 @@ def create(
             name=name, source=from_, as_of=as_of, event_time_until=until, contexts=contexts, top_k=top_k, prompt_template=encoder,
             model=model, max_prompt_tokens=max_prompt_tokens, max_answer_tokens=max_answer_tokens, split=split, seed=seed, description=description,
             eval_suites=eval_suite, refuse_eval_overlap=refuse_eval_overlap, hybrid=hybrid, on_demand=on_demand,
-            exclude_contexts_of=exclude_contexts_of,
+            exclude_contexts_of=exclude_contexts_of, where=where,
         )
     except ValidationError as exc:
         raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
@@ -123,10 +126,15 @@ def recreate(ctx: typer.Context, ref: str = REF, json_out: bool = JSON):
 def _render(d: dict) -> None:
     out = console()
     rows, e = d["rows"], d["encoder"]
-    out.print(f"[bold]{d['ref']}[/] {esc(d['description'])}  created {d['created_at']}  table {d['table']}")
+    kind = "preference pairs" if d.get("kind") == "preferences" else "SFT examples"
+    out.print(f"[bold]{d['ref']}[/] ({kind}) {esc(d['description'])}  created {d['created_at']}  table {d['table']}")
     r = d["records"]
     out.print(f"  records: {r['feature_group']} @ commit {r['commit']}" + (f" (as of {r['as_of']})" if r["as_of"] else "")
               + (f", event_time <= {d['event_time_until']}" if d["event_time_until"] else ""))
+    if d.get("filter"):
+        f = d["filter"]
+        scorers = ", ".join(f"{c} = {v['scorer']} v{v['version']}" for c, v in f["scores"].items())
+        out.print(f"  filter: {esc(f['where'])} ({rows.get('excluded_by_filter', 0)} records left out{'; ' + esc(scorers) if scorers else ''})")
     if d["contexts"]:
         c = d["contexts"]
         out.print(f"  contexts: {c['feature_group']} @ commit {c['commit']}, top {c['top_k']}, embedder {c['embedder']['id']}")

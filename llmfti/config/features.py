@@ -1,10 +1,11 @@
-"""Config of a feature pipeline run: which embedder, which chunker, and the validation limits."""
+"""Config of a feature pipeline run: which embedder, which chunker, which scorers (records), and the
+validation limits."""
 
 from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from llmfti.config.base import StrictModel
 
@@ -40,10 +41,18 @@ class ChunkerConfig(StrictModel):
         return self
 
 
+class ScorerSpec(StrictModel):
+    """One registered scorer (see llmfti.transforms.scoring) and its parameters; its column is `score_<name>`."""
+
+    name: str = Field(..., min_length=1, description="A registered scorer: length, language, near_duplicate, grounding, eval_question, judge, or your own.")
+    params: dict = Field(default_factory=dict, description="Scorer parameters, e.g. {suites: [python-reference]} for eval_question.")
+
+
 class FeatureConfig(StrictModel):
     """One feature pipeline: `llmfti ingest ... --config configs/features/NAME.yaml`."""
 
-    kind: Literal["documents", "records"] = Field("documents", description="Documents are chunked; records are kept whole.")
+    kind: Literal["documents", "records", "preferences"] = Field(
+        "documents", description="Documents are chunked; records (question, answer) and preferences (prompt, chosen, rejected) are kept whole.")
     description: str = Field("", description="Free text stored in the feature group's metadata.")
     embedder: EmbedderConfig = Field(default_factory=EmbedderConfig)
     chunker: ChunkerConfig = Field(default_factory=ChunkerConfig)
@@ -51,3 +60,23 @@ class FeatureConfig(StrictModel):
     index_threshold: int = Field(
         20_000, ge=1, description="Build an ANN vector index once the table has this many rows; exact search below."
     )
+    scorers: list[ScorerSpec] = Field(
+        default_factory=list,
+        description="Records only: scorers run on every ingested record, in the same commit (columns score_<name>). "
+        "A group scored with `llmfti records score` keeps scoring new records with those scorers without this list.",
+    )
+
+    @field_validator("scorers", mode="before")
+    @classmethod
+    def _names_as_specs(cls, v):
+        # `scorers: [length, language]` is the short form of `[{name: length}, {name: language}]`.
+        return [{"name": x} if isinstance(x, str) else x for x in v] if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _scorers_need_records(self):
+        if self.scorers and self.kind != "records":
+            raise ValueError(f"scorers apply to records feature groups, not {self.kind}")
+        names = [s.name for s in self.scorers]
+        if len(set(names)) != len(names):
+            raise ValueError(f"a scorer is listed twice: {names}")
+        return self

@@ -1,6 +1,9 @@
 """Config of a LoRA fine-tuning run: `llmfti finetune --config configs/finetune/NAME.yaml [--set k=v]`.
 
-One pydantic model per section (lora, train, guards) so that the YAML reads like the run it describes.
+One pydantic model per section (lora, train, guards, dpo) so that the YAML reads like the run it
+describes. `method: sft` (the default) trains on encoded examples with llmfti's own trainer;
+`method: dpo` aligns on preference pairs (a preference training dataset) with TRL's DPOTrainer,
+starting from `parent_model` (an SFT version's adapter) or from `base_model` with a fresh adapter.
 """
 
 from __future__ import annotations
@@ -67,6 +70,16 @@ class GuardSettings(StrictModel):
     eos_max_new_tokens: int = Field(256, ge=1, description="Generation budget in which EOS must appear.")
 
 
+class DpoSettings(StrictModel):
+    """Preference alignment (method: dpo) on TRL's DPOTrainer; the optimiser settings are `train`'s."""
+
+    beta: float = Field(0.1, gt=0, description="Deviation from the reference policy (the parent): higher keeps the model closer to it.")
+    loss_type: Literal["sigmoid", "ipo", "hinge", "robust"] = Field(
+        "sigmoid", description="sigmoid: DPO; ipo: IPO; hinge: SLiC; robust: DPO robust to flipped labels (with label_smoothing).")
+    label_smoothing: float = Field(0.0, ge=0, lt=0.5, description="Assumed share of flipped preference labels (robust loss).")
+    pairs_per_batch: int = Field(4, ge=1, le=1024, description="Preference pairs per micro-batch (each pair is two sequences).")
+
+
 class FinetuneConfig(StrictModel):
     """One fine-tuning run: `llmfti finetune --config configs/finetune/NAME.yaml`."""
 
@@ -75,7 +88,13 @@ class FinetuneConfig(StrictModel):
     base_model: str = Field(
         ..., description="Base model: a name under <home>/artifacts/models/base/, a local folder, or a Hugging Face id."
     )
-    dataset: str | None = Field(None, description="Training dataset as NAME:VERSION (columns input_ids, labels, split).")
+    method: Literal["sft", "dpo"] = Field(
+        "sft", description="sft: supervised LoRA fine-tune on encoded examples; dpo: preference alignment (DPO) on a preference dataset.")
+    parent_model: str | None = Field(
+        None, description="dpo: the model version NAME:N to align (an SFT version): its adapter is trained further and, frozen, is the "
+        "reference policy. Null: base_model with a fresh LoRA adapter, the base model as reference.")
+    dataset: str | None = Field(None, description="Training dataset as NAME:VERSION (columns input_ids, labels, split; "
+                                "for dpo a preference dataset: prompt_ids, chosen_ids, rejected_ids).")
     data_path: str | None = Field(None, description="Alternative to `dataset`: a JSONL or parquet file of encoded examples.")
     eval_fraction: float = Field(
         0.05, ge=0, lt=1, description="Share held out for eval when the source has no 'split' column marking eval rows."
@@ -83,6 +102,7 @@ class FinetuneConfig(StrictModel):
     lora: LoraSettings = Field(default_factory=LoraSettings)
     train: TrainSettings = Field(default_factory=TrainSettings)
     guards: GuardSettings = Field(default_factory=GuardSettings)
+    dpo: DpoSettings = Field(default_factory=DpoSettings)
     device: str = Field("auto", description="'auto' (cuda when present), 'cpu', 'cuda' or 'cuda:N'.")
     precision: Literal["auto", "bf16", "fp32"] = Field(
         "auto", description="'auto': bf16 on CUDA, fp32 on CPU. 'bf16' on CPU: fp32 weights and LoRA, bf16 matmuls (autocast): "
@@ -103,6 +123,14 @@ class FinetuneConfig(StrictModel):
             raise ValueError("give exactly one of `dataset` (NAME:VERSION) or `data_path` (JSONL/parquet)")
         if self.dataset is not None and ":" not in self.dataset:
             raise ValueError(f"dataset {self.dataset!r} must be NAME:VERSION so the run records an exact lineage")
+        if self.method == "dpo" and self.dataset is None:
+            raise ValueError("method dpo trains on a preference training dataset: give `dataset` (NAME:VERSION), not data_path")
+        if self.parent_model is not None:
+            if self.method != "dpo":
+                raise ValueError("parent_model applies to method dpo (the version to align)")
+            name, _, version = self.parent_model.partition(":")
+            if not name or not version.isdigit():
+                raise ValueError(f"parent_model {self.parent_model!r} must be NAME:N (a registered model version)")
         t = self.train
         if t.packing and t.batch_tokens < t.max_seq_len:
             raise ValueError(f"train.batch_tokens ({t.batch_tokens}) must hold at least one row of max_seq_len ({t.max_seq_len})")

@@ -158,7 +158,12 @@ class SentenceTransformerEmbedder(Embedder):
     @property
     def fingerprint(self) -> str:
         if self._fingerprint is None:
-            self._resolve_runtime()
+            if self._dtype_request == "auto":
+                self._resolve_runtime()  # 'auto' depends on the device, which needs torch to find out
+            else:
+                # A pinned dtype (every existing feature group's) needs no device: checking a re-ingest
+                # against the stored fingerprint must not import torch, let alone load weights.
+                self.dtype = self._dtype_request
             if self.is_local:
                 root = Path(self.source)
                 files = {n: sha256_file(root / n) for n in self._WEIGHT_FILES + self._CONFIG_FILES if (root / n).is_file()}

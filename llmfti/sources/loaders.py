@@ -6,7 +6,9 @@ skipped), globs expand. A document's id is its path relative to the directory it
 (or its file name), so the same corpus gets the same ids from any working directory. JSONL records
 use their `id` field, else `<file>#<hash of text>`. A document's `source` is relative the same way
 (`<file>:<line>` for JSONL records): it is stored and shown in citations, so it never holds a
-server path. Quarantine items keep the path as given, for the operator.
+server path. Quarantine items keep the path as given, for the operator. Records (question, answer)
+and preference pairs (prompt or question, chosen, rejected; both kinds with optional context_ids,
+event_time, metadata) are read from JSONL only.
 
 Discovery (`llmfti.sources.discovery`) reports unreadable directories, broken symlinks, loops and
 FIFOs as quarantine items instead of skipping them.
@@ -134,6 +136,9 @@ def _check_record(obj, required: dict[str, tuple]) -> None:
 
 DOCUMENT_FIELDS = {"text": ("text",)}
 RECORD_FIELDS = {"question": ("question", "instruction"), "answer": ("answer",)}
+# Preference pairs: the prompt's question and two answers, the preferred one first.
+PREFERENCE_FIELDS = {"prompt": ("prompt", "question"), "chosen": ("chosen",), "rejected": ("rejected",)}
+REQUIRED_FIELDS = {"documents": DOCUMENT_FIELDS, "records": RECORD_FIELDS, "preferences": PREFERENCE_FIELDS}
 
 
 def _parse_record(line: str, required: dict[str, tuple]) -> dict:
@@ -156,11 +161,18 @@ def _record(obj: dict, rel: str, lineno: int, where: str, mtime: datetime, kind:
     if kind == "records":
         question = obj.get("question", obj.get("instruction"))
         fields = {"question": question, "answer": obj["answer"], "context_ids": obj.get("context_ids") or []}
-        if not isinstance(fields["context_ids"], list) or not all(isinstance(c, str) for c in fields["context_ids"]):
-            raise _Bad("bad-record", "field 'context_ids' must be a list of strings")
         text = question + "\n\n" + obj["answer"]
+    elif kind == "preferences":
+        question = obj.get("prompt", obj.get("question"))
+        fields = {"question": question, "chosen": obj["chosen"], "rejected": obj["rejected"], "context_ids": obj.get("context_ids") or []}
+        if fields["chosen"].strip() == fields["rejected"].strip():
+            raise _Bad("bad-record", "'chosen' and 'rejected' are the same answer: the pair prefers nothing")
+        # The prompt is what retrieval and near-duplicate checks look at; both answers make the content hash.
+        text = question + "\n\n" + obj["chosen"] + "\n\n" + obj["rejected"]
     else:
         fields, text = {}, obj["text"]
+    if fields and (not isinstance(fields["context_ids"], list) or not all(isinstance(c, str) for c in fields["context_ids"])):
+        raise _Bad("bad-record", "field 'context_ids' must be a list of strings")
     doc_id = str(obj["id"]) if "id" in obj else f"{rel}#{sha256_text(text)[:12]}"
     return SourceDocument(doc_id, f"{rel}:{lineno}", text, event_time, meta, explicit, fields, path=where, file=rel)
 
@@ -176,7 +188,7 @@ def _load_jsonl(root: Path, path: Path, max_bytes: int, kind: str) -> Iterator[S
     except OSError as exc:  # unreadable, or gone since discovery
         yield QuarantineItem(str(path), "unreadable", exc.strerror or str(exc), file=rel)
         return
-    required = RECORD_FIELDS if kind == "records" else DOCUMENT_FIELDS
+    required = REQUIRED_FIELDS.get(kind, DOCUMENT_FIELDS)
     mtime_dt = datetime.fromtimestamp(mtime, tz=timezone.utc)
     seen_any = False
     for lineno, line in enumerate(content.split("\n"), start=1):
@@ -198,8 +210,8 @@ def _load_one(root: Path, path: Path, max_file_bytes: int, kind: str) -> Iterato
     rel = path.relative_to(root).as_posix()
     if suffix not in SUPPORTED_SUFFIXES:
         yield QuarantineItem(str(path), "unsupported-type", f"{suffix or 'no extension'} is not one of {', '.join(sorted(SUPPORTED_SUFFIXES))}")
-    elif kind == "records" and suffix != ".jsonl":
-        yield QuarantineItem(str(path), "unsupported-type", "records feature groups read .jsonl only")
+    elif kind in ("records", "preferences") and suffix != ".jsonl":
+        yield QuarantineItem(str(path), "unsupported-type", f"{kind} feature groups read .jsonl only")
     elif suffix == ".jsonl":
         yield from _load_jsonl(root, path, max_file_bytes, kind)
     else:

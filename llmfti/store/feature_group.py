@@ -101,6 +101,10 @@ class FeatureGroup:
         if isinstance(as_of, int) or (isinstance(as_of, str) and as_of.isdigit()):
             commit = int(as_of)
             if commit not in {v["commit"] for v in log}:
+                pruned = self.maintenance_log().pruned(self.table_name).get(commit)
+                if pruned:
+                    raise NotFoundError(f"{self.key} commit {commit} was pruned by maintenance at {pruned['pruned_at']} (nothing pinned it: "
+                                        "no tag, deployment, training dataset or eval record)", hint="llmfti fg history " + self.key)
                 raise NotFoundError(f"{self.key} has no commit {commit} (commits {log[0]['commit']}..{log[-1]['commit']})")
             return commit
         if isinstance(as_of, str) and as_of in (tags := self.tags()):
@@ -112,6 +116,13 @@ class FeatureGroup:
         except (ValueError, TypeError):
             raise NotFoundError(f"{as_of!r} is neither a commit, a tag of {self.key}, nor an ISO-8601 time") from None
         eligible = [v["commit"] for v in log if v["timestamp"] <= when]
+        # A commit pruned by maintenance may have been the latest at that time: answering with an older
+        # stored one would silently read other data.
+        pruned = [c for c, p in self.maintenance_log().pruned(self.table_name).items()
+                  if parse_time(p["timestamp"]) <= when and c > (eligible[-1] if eligible else 0)]
+        if pruned:
+            raise NotFoundError(f"{self.key} at {when.isoformat()} was commit {max(pruned)}, which maintenance pruned",
+                                hint="pin reads that must stay reproducible with a tag (llmfti fg tag), which retention never prunes")
         if not eligible:
             raise NotFoundError(f"{self.key} had no commit at or before {when.isoformat()} (first: {log[0]['timestamp'].isoformat()})")
         return eligible[-1]
@@ -144,29 +155,48 @@ class FeatureGroup:
         tbl.tags.create(tag, commit)
         return commit
 
+    def maintenance_log(self):
+        from llmfti.store.maintenance import MaintenanceLog
+
+        return MaintenanceLog(self.store.home, db=self.store.db)
+
+    def maintain(self, policy, *, dry_run: bool = False, do_compact: bool = True, now=None):
+        """Compact, index new rows and prune what `policy` (a `store.maintenance.RetentionPolicy`, whose
+        protected commits the caller computed) lets go; recorded for `history()`. See
+        `llmfti.pipelines.maintenance.maintain` for the policy with every pin filled in."""
+        from llmfti.store.maintenance import maintain_table
+
+        if not self.has_data():
+            raise NotFoundError(f"feature group {self.key} has no data yet")
+        return maintain_table(self.table(), self.key, policy, dry_run=dry_run, do_compact=do_compact, now=now, log=self.maintenance_log())
+
     def history(self) -> list[dict[str, Any]]:
-        """Data commits with time and row count, annotated with the ingest run that made them."""
+        """Data commits with time and row count, annotated with the ingest run that made them; versions
+        made by index updates ('index') or maintenance ('maintenance'); and commits that maintenance
+        pruned (`available: false`, with `pruned_at`): they existed, and time travel to them is gone."""
         runs = {r["summary"].get("data_commit"): r for r in self.store.runs(self.key)} if self.has_data() else {}
         index_commits = {c for r in runs.values() for c in range((r["summary"].get("data_commit") or 0) + 1, (r["commit"] or 0) + 1)}
         tags_by_commit: dict[int, list[str]] = {}
         for name, commit in self.tags().items():
             tags_by_commit.setdefault(commit, []).append(name)
-        out = []
-        for v in self.versions_log():
-            run = runs.get(v["commit"])
-            out.append(
-                {
-                    "commit": v["commit"],
-                    "ingested_at": v["timestamp"].isoformat(),
-                    "rows": v["rows"],
-                    "tags": sorted(tags_by_commit.get(v["commit"], [])),
-                    "change": "data" if run else ("index" if v["commit"] in index_commits else "unknown"),
-                    "run_id": run["run_id"] if run else None,
-                    "summary": run["summary"]["documents"] if run else None,
-                    "lineage": run["summary"].get("lineage") if run else None,
-                }
-            )
-        return out
+        maint = self.maintenance_log()
+        pruned = maint.pruned(self.table_name)
+        maint_commits = maint.maintenance_commits(self.table_name)
+
+        def entry(commit: int, when: str, rows: int, available: bool) -> dict[str, Any]:
+            run = runs.get(commit)
+            change = "data" if run else "index" if commit in index_commits else "maintenance" if commit in maint_commits else "unknown"
+            return {
+                "commit": commit, "ingested_at": when, "rows": rows, "tags": sorted(tags_by_commit.get(commit, [])), "change": change,
+                "run_id": run["run_id"] if run else None, "summary": run["summary"]["documents"] if run else None,
+                "lineage": run["summary"].get("lineage") if run else None, "available": available,
+                "pruned_at": None if available else pruned[commit]["pruned_at"],
+            }
+
+        out = [entry(v["commit"], v["timestamp"].isoformat(), v["rows"], True) for v in self.versions_log()]
+        present = {e["commit"] for e in out}
+        out += [entry(c, p["timestamp"], p["rows"], False) for c, p in pruned.items() if c not in present]
+        return sorted(out, key=lambda e: e["commit"])
 
     def lineage(self, commit=None) -> dict | None:
         """Where the data at `commit` (default: latest) came from, when a pipeline recorded it (records

@@ -12,6 +12,18 @@ it) is logged too, so monitoring measures drift on the vectors actually served. 
 it is written to the segment as base64 of its float32 bytes (bench/monitor.py: ~20 us of encoding per
 request, where a JSON list of 384 floats costs ~300 us) and decoded by the background flush. `query`
 leaves it out unless `vectors=True`.
+
+Cost stays flat as the log grows (bench/growth.py):
+- indices: BTREE on `request_id` (the flush's idempotent merge looks rows up in it instead of
+  scanning the table) and on `time`, BITMAP on `deployment`, created on the first flush;
+- `query(limit=N)` reads only the newest rows: it asks for `time >= now - w` with w growing
+  (15 min, 2 h, 16 h, 5 d, 40 d, 320 d, then everything) until N rows match, sorts those keys and
+  fetches the N rows by row id; a `logs --limit 20` no longer reads the whole table;
+- bounded background maintenance on the flush thread (`LogMaintenance`): every `interval_s`, small
+  fragments are compacted into fragments of LOG_TARGET_ROWS (16k) (bounded work: full fragments are not
+  rewritten), new rows go into the indices as delta segments (merged once MERGE_SEGMENTS pile up),
+  and versions superseded more than `keep_within` ago are pruned (nothing pins log versions), so
+  versions and fragments are bounded by the policy, not by uptime.
 """
 
 from __future__ import annotations
@@ -20,7 +32,9 @@ import base64
 import json
 import os
 import threading
+import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from llmfti.background import Periodic
@@ -28,6 +42,17 @@ from llmfti.logs import get_logger
 from llmfti.sources.timeparse import parse_time, utcnow
 
 LOG_TABLE = "_inference_log"
+# Compaction target of the log: a full fragment is never rewritten, so one compaction rewrites at
+# most this many rows plus the small fragments, whatever the size of the log. Small, because the
+# growing tail fragment is rewritten by every run until it is full (16k rows with 384-float vectors
+# is ~30 MB); 1M rows then make ~60 fragments, which scans and index lookups take in their stride.
+LOG_TARGET_ROWS = 16 * 1024
+LOG_KEEP_WITHIN = timedelta(minutes=10)  # versions of the log kept after they are superseded (readers finish)
+MAINTAIN_INTERVAL_S = 60.0
+MAINTAIN_SMALL_FRAGMENTS = 8  # ... or sooner, once this many small fragments piled up
+MERGE_SEGMENTS = 8  # index delta segments before they are merged into one
+# Probe windows of query(limit=N), newest first: the common case (a recent request) reads one.
+PROBE_WINDOWS = (timedelta(minutes=15), timedelta(hours=2), timedelta(hours=16), timedelta(days=5), timedelta(days=40), timedelta(days=320))
 logger = get_logger(__name__)
 
 
@@ -103,8 +128,54 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+def ensure_log_indexes(tbl) -> list[str]:
+    """The log's scalar indices, created when missing (once per table): returns what was built."""
+    from lancedb.index import BTree, Bitmap
+
+    have = {c for idx in tbl.list_indices() for c in idx.columns}
+    built = []
+    for column, config in (("request_id", BTree()), ("time", BTree()), ("deployment", Bitmap())):
+        if column not in have:
+            tbl.create_index(column, config=config, replace=True)
+            built.append(column)
+    return built
+
+
+class LogMaintenance:
+    """Bounded maintenance of the log table, run from the flush thread (see the module doc). Failures
+    are logged and retried at the next interval; a concurrent writer's commit wins over it."""
+
+    def __init__(self, *, interval_s: float = MAINTAIN_INTERVAL_S, keep_within: timedelta = LOG_KEEP_WITHIN,
+                 small_fragments: int = MAINTAIN_SMALL_FRAGMENTS, clock=time.monotonic):
+        self.interval_s, self.keep_within, self.small_fragments, self.clock = interval_s, keep_within, small_fragments, clock
+        self._last = clock()
+        self.runs = 0
+        self.last_report = None
+
+    def due(self, tbl) -> bool:
+        from llmfti.store.maintenance import fragment_stats
+
+        if self.clock() - self._last >= self.interval_s:
+            return True
+        return fragment_stats(tbl, LOG_TARGET_ROWS)["small_fragments"] >= self.small_fragments
+
+    def run(self, tbl):
+        from llmfti.store.indexing import update_indexes
+        from llmfti.store.maintenance import RetentionPolicy, maintain_table
+
+        self._last = self.clock()
+        segments = max((int(getattr(tbl.index_stats(i.name), "num_indices", 1) or 1) for i in tbl.list_indices()), default=1)
+        report = maintain_table(tbl, LOG_TABLE, RetentionPolicy(keep_within=self.keep_within), target_rows=LOG_TARGET_ROWS, do_index=False)
+        # Delta segments (cost: the new rows) until MERGE_SEGMENTS pile up, then one merge.
+        report.indexed = update_indexes(tbl, merge=segments >= MERGE_SEGMENTS)
+        self.runs += 1
+        self.last_report = report
+        logger.debug("inference log maintenance: %s", report.to_dict())
+        return report
+
+
 class InferenceLog:
-    def __init__(self, store, *, flush_interval_s: float = 1.0):
+    def __init__(self, store, *, flush_interval_s: float = 1.0, maintenance: LogMaintenance | None | bool = True):
         from llmfti.tables import SystemTable
 
         self.store = store
@@ -117,7 +188,13 @@ class InferenceLog:
         self._seq = 0
         self._uid = uuid.uuid4().hex[:8]  # segments are named PID-UID-SEQ: one writer instance each
         self._segment = self._open_segment()
-        self._flusher = Periodic(self.flush, flush_interval_s, "llmfti-inference-log", _report_flush_failure)
+        self._indexed = False
+        self._pinned = None  # the table handle of the last scan(row_ids=True), for take()
+        self._reader = None  # query()'s own handle: the flusher moves the shared one to new versions
+        self._read_lock = threading.Lock()
+        # Maintenance runs on the flusher thread (start()), never on a caller's flush().
+        self.maintenance = LogMaintenance() if maintenance is True else (maintenance or None)
+        self._flusher = Periodic(self._tick, flush_interval_s, "llmfti-inference-log", _report_flush_failure)
 
     def _open_segment(self):
         self._seq += 1
@@ -179,6 +256,24 @@ class InferenceLog:
             claimed.append(target)
         return claimed
 
+    def _tick(self) -> None:
+        self.flush()
+        if self.maintenance is not None and self.table.exists():
+            tbl = self.table.table()
+            if self.maintenance.due(tbl):
+                try:
+                    self.maintenance.run(tbl)
+                except Exception as exc:  # another writer's commit may conflict: retried next interval
+                    logger.warning("inference log maintenance failed (retried later): %s: %s", type(exc).__name__, exc)
+
+    def _ensure_indexes(self) -> bool:
+        try:
+            ensure_log_indexes(self.table.table())
+            return True
+        except Exception as exc:  # another process created one at the same time: check again next flush
+            logger.debug("inference log indices not created yet (%s); retrying at the next flush", exc)
+            return False
+
     def flush(self) -> int:
         """Move every closed segment into the table; returns the number of rows written."""
         with self._flush_lock:
@@ -196,9 +291,12 @@ class InferenceLog:
                     for r in rows:
                         r["time"] = parse_time(r["time"])
                         _decode_vector(r)
-                    # Idempotent: a crash between the write and the unlink must not duplicate rows.
+                    # Idempotent: a crash between the write and the unlink must not duplicate rows. The
+                    # merge looks request ids up in their BTREE index, so its cost does not grow with the log.
                     self.table.insert_new(rows, "request_id")
                     written += len(rows)
+                    if not self._indexed:
+                        self._indexed = self._ensure_indexes()
                 path.unlink()
             return written
 
@@ -230,20 +328,56 @@ class InferenceLog:
 
     def query(self, deployment: str | None = None, since=None, limit: int | None = 100, request_id: str | None = None, *,
               until=None, columns: list[str] | None = None, vectors: bool = False) -> list[dict]:
-        """Rows newest first, JSON columns decoded. Filters are pushed into LanceDB; `columns` reads only
-        those (plus `time`); the query vector is left out unless `vectors` (a `logs` listing does not
-        want 384 floats per row)."""
+        """Rows newest first, JSON columns decoded. Filters are pushed into LanceDB; with a `limit`, only
+        the newest rows are read (see `_newest`); `columns` reads only those (plus `time`); the query
+        vector is left out unless `vectors` (a `logs` listing does not want 384 floats per row)."""
         if columns is not None:
             wanted = list(dict.fromkeys([*columns, "time"]))
         else:
             wanted = [f.name for f in self.table.schema if vectors or f.name != VECTOR_FIELD]
-        rows = self.table.query(self.where(deployment, since, until, request_id), columns=wanted)
+        if limit and not request_id:
+            rows = self._newest(deployment, since, until, limit, wanted)
+        else:
+            rows = self.table.query(self.where(deployment, since, until, request_id), columns=wanted)
         rows.sort(key=lambda r: r["time"], reverse=True)
         for r in rows:
             for key in JSON_FIELDS:
                 if key in r:
                     r[key] = json.loads(r[key]) if r.get(key) else None
         return rows[:limit] if limit else rows
+
+    def _newest(self, deployment, since, until, limit: int, columns: list[str]) -> list[dict]:
+        """The `limit` newest matching rows. Probes `time >= now - w` for growing windows w (the time
+        index answers each without a scan) until `limit` rows match or the window covers `since` (or
+        everything); sorts only those rows' times, then reads the winners' columns by row id, from the
+        same table version. Rows timed in the future are in every window, so none is missed."""
+        if not self.table.exists():
+            return []
+        with self._read_lock:  # one reader handle, refreshed per query and held still until the take
+            if self._reader is None:
+                self._reader = self.store.db.open_table(LOG_TABLE)
+            else:
+                self._reader.checkout_latest()
+            return self._newest_on(self._reader, deployment, since, until, limit, columns)
+
+    def _newest_on(self, tbl, deployment, since, until, limit: int, columns: list[str]) -> list[dict]:
+        import pyarrow.compute as pc
+
+        now = utcnow()
+        floor = parse_time(since) if since is not None else None
+        for window in PROBE_WINDOWS + (None,):
+            lower = None if window is None else now - window
+            final = lower is None or (floor is not None and lower <= floor)
+            where = self.where(deployment, floor if final else lower, until)
+            query = tbl.search().where(where) if where else tbl.search()
+            keys = query.select(["time"]).with_row_id(True).limit(None).to_arrow()
+            if keys.num_rows >= limit or final:
+                break
+        if keys.num_rows == 0:
+            return []
+        top = pc.sort_indices(keys, sort_keys=[("time", "descending")])[:limit]
+        ids = keys.column("_rowid").take(top).to_pylist()
+        return tbl.take_row_ids(ids).select(columns).to_list()
 
     def scan(self, deployment: str | None = None, since=None, until=None, columns: list[str] | None = None, *, row_ids: bool = False):
         """The matching rows as an Arrow table (JSON columns still encoded, in no particular order): for
@@ -255,7 +389,14 @@ class InferenceLog:
             empty = self.table.schema.empty_table()
             empty = empty.select(columns) if columns else empty
             return empty.append_column("_rowid", pa.array([], pa.uint64())) if row_ids else empty
-        q = self.table.table().search()
+        tbl = self.table.table()
+        if row_ids:
+            # take() reads from this same version: maintenance may compact the log meanwhile, which moves
+            # rows to new addresses in later versions (this one stays readable for LOG_KEEP_WITHIN).
+            tbl = self.store.db.open_table(LOG_TABLE)
+            tbl.checkout(tbl.version)  # read-only at this version, whatever is committed later
+            self._pinned = tbl
+        q = tbl.search()
         where = self.where(deployment, since, until)
         if where:
             q = q.where(where)
@@ -267,10 +408,11 @@ class InferenceLog:
 
     def take(self, row_ids: list[int], columns: list[str]):
         """Some columns of the rows `scan(row_ids=True)` returned ids for (one random read per row,
-        instead of another pass over the table). Row ids hold until the table is compacted."""
+        instead of another pass over the table), read from the version that scan read."""
         if not row_ids:
             return self.table.schema.empty_table().select(columns)
-        return self.table.table().take_row_ids([int(i) for i in row_ids]).select(list(columns)).to_arrow()
+        tbl = self._pinned if self._pinned is not None else self.table.table()
+        return tbl.take_row_ids([int(i) for i in row_ids]).select(list(columns)).to_arrow()
 
 
 def _ts_literal(value) -> str:

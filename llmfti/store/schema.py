@@ -1,5 +1,7 @@
 """Arrow schemas of the store's tables. Feature-group tables carry `event_time` and `ingested_at`
-on every row; record feature groups (instruction data) add their typed fields."""
+on every row; record feature groups (instruction data) and preference feature groups (prompt, chosen,
+rejected) add their typed fields. Scores of records are nullable float columns `score_<scorer>`
+(`llmfti.transforms.scoring`), added to a table when a scorer first runs on it."""
 
 from __future__ import annotations
 
@@ -8,7 +10,21 @@ import pyarrow as pa
 from llmfti.tables import TS
 
 
-def feature_group_schema(dim: int, kind: str = "documents") -> pa.Schema:
+SCORE_PREFIX = "score_"
+
+
+def score_field(column: str) -> pa.Field:
+    """A score column: float64, null where a row was never scored (rows written before the scorer ran)."""
+    return pa.field(column, pa.float64())
+
+
+def score_columns(schema: pa.Schema) -> list[str]:
+    """The score columns of a feature-group table's schema, in schema order."""
+    return [f.name for f in schema if f.name.startswith(SCORE_PREFIX)]
+
+
+def feature_group_schema(dim: int, kind: str = "documents", scores: list[str] | tuple[str, ...] = ()) -> pa.Schema:
+    """The table schema of a feature-group version of `kind`, with score columns `scores` appended."""
     fields = [
         pa.field("chunk_id", pa.string(), nullable=False),
         pa.field("doc_id", pa.string(), nullable=False),
@@ -29,6 +45,14 @@ def feature_group_schema(dim: int, kind: str = "documents") -> pa.Schema:
             pa.field("answer", pa.string()),
             pa.field("context_ids", pa.list_(pa.string())),
         ]
+    elif kind == "preferences":
+        fields += [
+            pa.field("question", pa.string()),  # the prompt's question (JSONL `prompt` or `question`)
+            pa.field("chosen", pa.string()),
+            pa.field("rejected", pa.string()),
+            pa.field("context_ids", pa.list_(pa.string())),
+        ]
+    fields += [score_field(c) for c in scores]
     return pa.schema(fields)
 
 

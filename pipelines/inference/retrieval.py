@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import threading
+from collections import OrderedDict
 
 from llmfti.errors import ConfigError
 from llmfti.logs import get_logger
@@ -13,12 +14,18 @@ from llmfti.tables import sql_quote
 logger = get_logger(__name__)
 
 
-class PinnedTables:
-    """Read-only LanceDB table handles per commit of one feature group, opened once and shared."""
+MAX_COMMITS = 8  # open handles per feature group: the served commit, a few recent ones, evals of new ones
 
-    def __init__(self, fg):
+
+class PinnedTables:
+    """Read-only LanceDB table handles per commit of one feature group, opened once and shared, at
+    most `max_commits` of them (least recently used closed first: a `latest` deployment moves to a new
+    commit with every evaluated ingest, and each handle holds its version's metadata in memory)."""
+
+    def __init__(self, fg, max_commits: int = MAX_COMMITS):
         self.fg = fg
-        self._by_commit: dict[int, object] = {}
+        self.max_commits = max(1, max_commits)
+        self._by_commit: OrderedDict[int, object] = OrderedDict()
         self._latest = None
         self._lock = threading.Lock()
 
@@ -33,12 +40,20 @@ class PinnedTables:
 
     def at(self, commit: int):
         with self._lock:
-            if commit not in self._by_commit:
-                tbl = self.fg.table()
-                if tbl.version != commit:
-                    tbl.checkout(commit)
-                self._by_commit[commit] = tbl
-            return self._by_commit[commit]
+            if commit in self._by_commit:
+                self._by_commit.move_to_end(commit)
+                return self._by_commit[commit]
+            tbl = self.fg.table()
+            if tbl.version != commit:
+                tbl.checkout(commit)
+            self._by_commit[commit] = tbl
+            while len(self._by_commit) > self.max_commits:
+                self._by_commit.popitem(last=False)  # a request still using it keeps its own reference
+            return tbl
+
+    def commits(self) -> list[int]:
+        with self._lock:
+            return list(self._by_commit)
 
 
 def equality_filter(filters: dict[str, str] | None, allowed: list[str], kinds: dict[str, str] | None = None) -> str | None:

@@ -1,13 +1,16 @@
 """A loaded deployment version: `DeploymentRuntime` holds one version's model, encoder, generator,
 embedder and feature-group tables, immutable, so a request keeps the tuple it started with.
 `build_runtime` loads one (verifying fingerprints on the way); `RuntimeCache` shares generators and
-embedders across versions keyed by what makes them. The service's hot swap is
-`llmfti.agents.manager.DeploymentManager`.
+embedders across versions keyed by what makes them, and keeps at most `max_items` of them (least
+recently used out first, never what `pin()` holds: the service pins what its active deployments and
+their rollback targets use). The service's hot swap is `llmfti.agents.manager.DeploymentManager`.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from llmfti.config.deployments import DeploymentConfig, request_model
@@ -26,6 +29,7 @@ class DeploymentRuntime:
     model_info: dict = field(default_factory=dict)
     filter_kinds: dict = field(default_factory=dict)  # filter column -> 'string' | 'integer' | 'boolean'
     commits: object | None = None  # llmfti.pipelines.inference.commits.CommitPolicy
+    cache_keys: tuple = ()  # the RuntimeCache keys of its generator and embedder (what to pin while it may serve)
 
     @property
     def name(self) -> str:
@@ -50,18 +54,71 @@ class DeploymentRuntime:
         return None if self.tables is None else self.tables.latest_commit()
 
 
-class RuntimeCache:
-    """Generators and embedders shared across deployment versions (keyed by what makes them)."""
+DEFAULT_MAX_ITEMS = 4  # generators + embedders kept loaded: a few model versions, not every one ever deployed
 
-    def __init__(self):
-        self._items: dict[tuple, object] = {}
-        self._lock = threading.Lock()
+
+class RuntimeCache:
+    """Generators and embedders shared across deployment versions (keyed by what makes them), LRU-
+    bounded: past `max_items`, the least recently used unpinned item is dropped and closed (a
+    generator's worker thread ends; its weights are freed once no runtime holds it). A deployment
+    swapped out long ago would otherwise keep its model in memory for the life of the server."""
+
+    def __init__(self, max_items: int = DEFAULT_MAX_ITEMS):
+        self.max_items = max(1, max_items)
+        self._items: OrderedDict[tuple, object] = OrderedDict()
+        self._pinned: set[tuple] = set()
+        self._held: set[tuple] | None = None  # keys handed out inside hold(): kept until it ends
+        self._lock = threading.RLock()
+        self.evicted: list[tuple] = []  # keys dropped so far (observability, tests)
 
     def get(self, key: tuple, build):
         with self._lock:
-            if key not in self._items:
-                self._items[key] = build()
-            return self._items[key]
+            if self._held is not None:
+                self._held.add(key)
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+            item = self._items[key] = build()
+            self._evict(keep=key)  # never the item being handed out: a runtime is being built on it
+            return item
+
+    @contextmanager
+    def hold(self):
+        """While building runtimes: nothing handed out is evicted until the block ends (by then the
+        caller has pinned what it keeps), so a build never loses the generator it just loaded."""
+        with self._lock:
+            self._held = set()
+        try:
+            yield self
+        finally:
+            with self._lock:
+                self._held = None
+                self._evict()
+
+    def pin(self, keys) -> None:
+        """Keep these keys loaded whatever their age (replaces the previous pins)."""
+        with self._lock:
+            self._pinned = set(keys)
+            self._evict()
+
+    def keys(self) -> list[tuple]:
+        with self._lock:
+            return list(self._items)
+
+    def _evict(self, keep: tuple | None = None) -> None:
+        while len(self._items) > self.max_items:
+            held = self._held or ()
+            victim = next((k for k in self._items if k not in self._pinned and k != keep and k not in held), None)
+            if victim is None:
+                return  # everything left is pinned: over the bound rather than unload what serves
+            item = self._items.pop(victim)
+            self.evicted.append(victim)
+            close = getattr(item, "close", None)
+            if callable(close):
+                try:
+                    close()
+                except Exception:  # closing is best effort; the item is dropped either way
+                    pass
 
 
 def build_runtime(home, record, cache: RuntimeCache, generator_override=None) -> DeploymentRuntime:
@@ -71,18 +128,20 @@ def build_runtime(home, record, cache: RuntimeCache, generator_override=None) ->
     registry = ModelRegistry(home)
     encoder = registry.load_encoder(config.model, template=config.prompt_template, max_prompt_tokens=config.max_prompt_tokens)
     backend = config.backend
+    keys: list[tuple] = []
     if generator_override is not None:
         generator = generator_override
     elif backend.kind == "openai":
         from llmfti.models.openai_generator import OpenAIGenerator
 
         mode = backend.effective_prompt_mode
-        generator = cache.get(("openai", backend.base_url, backend.model, backend.api_key_env, mode),
-                              lambda: OpenAIGenerator(backend.base_url, backend.model, backend.api_key_env, prompt_mode=mode))
+        keys.append(("openai", backend.base_url, backend.model, backend.api_key_env, mode))
+        generator = cache.get(keys[-1], lambda: OpenAIGenerator(backend.base_url, backend.model, backend.api_key_env, prompt_mode=mode))
         generator.check_serves(adapter=registry.get(config.model).adapter_sha256 is not None)
     else:
         # Everything that shapes the generator is in the key: a new version changing the batching gets its own.
         key = ("transformers", config.model, backend.device, backend.dtype, backend.quantize, backend.max_batch_size, backend.batch_window_ms)
+        keys.append(key)
         generator = cache.get(key, lambda: _transformers_generator(registry, config))
     generator.warm_up()
     runtime = DeploymentRuntime(record=record, config=config, encoder=encoder, generator=generator, request_model=request_model(config))
@@ -93,7 +152,8 @@ def build_runtime(home, record, cache: RuntimeCache, generator_override=None) ->
 
         fg = FeatureStore(home).feature_group(config.feature_group)
         runtime.fg = fg
-        runtime.embedder = cache.get(("embedder", fg.info["embedder_fingerprint"]), fg.embedder)
+        keys.append(("embedder", fg.info["embedder_fingerprint"]))
+        runtime.embedder = cache.get(keys[-1], fg.embedder)
         runtime.embedder.warm_up()
         runtime.tables = PinnedTables(fg)
         from llmfti.pipelines.inference.commits import CommitPolicy
@@ -104,6 +164,7 @@ def build_runtime(home, record, cache: RuntimeCache, generator_override=None) ->
 
             kinds = filterable_columns(fg.table().schema)
             runtime.filter_kinds = {col: kinds[col] for col in config.retrieval.filters if col in kinds}
+    runtime.cache_keys = tuple(keys)
     return runtime
 
 

@@ -5,7 +5,8 @@ distributed set-up) is `llmfti.training`; this package reads the store and write
     from llmfti.pipelines.training import finetune
     result = finetune(load_config(FinetuneConfig, "configs/finetune/smollm2-demo.yaml"))
 
-Modules: run (the run), dataset (reading NAME:VERSION), register (the registry call).
+Modules: run (the run), dpo (the alignment run, `method: dpo`), rundir (run folders), dataset
+(reading NAME:VERSION), register (the registry call).
 """
 
 from __future__ import annotations

@@ -11,49 +11,27 @@ guards (adapter changes outputs, model emits EOS) -> register -> optional merged
 Run folders: `<home>/artifacts/runs/finetune/<name>/run-<UTC time>/` holding checkpoints/, adapter/,
 merged/ and result.json (written last: a folder without it is an unfinished, resumable run).
 Multi-GPU: launch the same command with torchrun or accelerate launch (see distributed.py).
+`method: dpo` (preference alignment on TRL) runs `llmfti.pipelines.training.dpo.align` instead.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 from llmfti.errors import ConfigError
-
-RESULT = "result.json"
-
-
-def _run_dir(cfg, home, resume: bool) -> Path:
-    from llmfti.home import ProjectHome
-
-    if cfg.output_dir:
-        d = Path(cfg.output_dir)
-        if (d / RESULT).is_file():
-            raise ConfigError(f"{d} already holds a finished run", hint="choose another output_dir")
-        return d
-    root = ProjectHome.at(home).artifacts / "runs" / "finetune" / cfg.name
-    if resume and root.is_dir():
-        unfinished = sorted(p for p in root.glob("run-*") if p.is_dir() and not (p / RESULT).exists())
-        if unfinished:
-            return unfinished[-1]
-    return root / time.strftime("run-%Y%m%dT%H%M%SZ", time.gmtime())
-
-
-def _shared_run_dir(cfg, home, resume: bool, d) -> Path:
-    """Rank 0 chooses the folder (timestamps differ between processes) and broadcasts it."""
-    if not d.enabled:
-        return _run_dir(cfg, home, resume)
-    import torch.distributed as dist
-
-    box = [str(_run_dir(cfg, home, resume)) if d.main else None]
-    dist.broadcast_object_list(box, src=0)
-    return Path(box[0])
+from llmfti.pipelines.training.rundir import RESULT, shared_run_dir as _shared_run_dir
 
 
 def finetune(cfg, *, home=None, source=None, resume: bool = True, merge: bool | None = None,
              register: bool = True, progress: bool = True) -> dict:
     """Run one fine-tune; returns result.json's content (on every rank; only rank 0 writes)."""
+    if cfg.method == "dpo":
+        if source is not None:
+            raise ConfigError("method dpo reads a preference training dataset (`dataset`), not in-memory examples")
+        from llmfti.pipelines.training.dpo import align
+
+        return align(cfg, home=home, resume=resume, merge=merge, register=register, progress=progress)
     from llmfti.hashing import sha256_files
     from llmfti.pipelines.training.dataset import read_training_dataset
     from llmfti.pipelines.training.register import register_result

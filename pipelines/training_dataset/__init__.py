@@ -5,6 +5,8 @@ dataset of encoded examples with its lineage (CLI: `llmfti td create|recreate`).
     ds = create(store, name="qa-train", source="qa:1", event_time_until="2026-01-01",
                 contexts="docs:1@release-1", top_k=4, model="smol", prompt_template="rag-default")
     recreate(store.training_dataset("qa-train:1"))["identical"]     # rebuilt from the lineage only
+    create(store, name="qa-clean", source="qa:1", where="score_grounding >= 0.5", model="smol")   # filtered, recorded
+    create(store, name="prefs", source="prefs:1", contexts="docs:1", model="smol-rag:1")   # preference pairs (DPO)
 
 Modules: build (deterministic build from a resolved plan), encoder (which PromptEncoder encodes).
 """
@@ -53,8 +55,24 @@ def plan(store, spec: TrainingDatasetSpec) -> tuple[b.Plan, dict]:
     excluded = sorted(LeakGuard([load_suite(s) for s in spec.exclude_contexts_of]).documents)
     resolved["retrieval"] = {"hybrid": spec.hybrid, "on_demand": list(spec.on_demand), "exclude_docs": excluded,
                              "excluded_for": list(spec.exclude_contexts_of)}
+    resolved["filter"] = _filter_lineage(records, resolved["records"]["commit"], spec.where)
     return b.Plan(records.key, resolved["records"]["commit"], until, ctx_fg, ctx_commit, spec.top_k, spec.split, spec.seed,
-                  spec.hybrid, tuple(spec.on_demand), tuple(excluded)), resolved
+                  spec.hybrid, tuple(spec.on_demand), tuple(excluded), spec.where), resolved
+
+
+def _filter_lineage(records, commit: int, where: str | None) -> dict | None:
+    """What the dataset records about its filter: the SQL, and the scorer (name, version, params) of
+    every score column it names, as they stood at the pinned commit."""
+    import re
+
+    from llmfti.transforms.scoring import PREFIX, scoring_state
+
+    if not where:
+        return None
+    named = set(re.findall(rf"\b({PREFIX}\w+)\b", where))
+    state = scoring_state(records.store.runs(records.key), commit)
+    return {"where": where, "scores": {c: {k: state[c].get(k) for k in ("scorer", "version", "params", "inputs", "commit")}
+                                       for c in sorted(named) if c in state}}
 
 
 def create(store, spec: TrainingDatasetSpec | None = None, **kwargs) -> TrainingDataset:
@@ -75,7 +93,7 @@ def create(store, spec: TrainingDatasetSpec | None = None, **kwargs) -> Training
         "sources": [{"role": "records", **resolved["records"]}] + ([{"role": "contexts", **resolved["contexts"]}] if "contexts" in resolved else []),
         "records": resolved["records"], "contexts": resolved.get("contexts"),
         "as_of": spec.as_of, "event_time_until": _iso(the_plan.event_time_until), "top_k": spec.top_k if spec.contexts else 0,
-        "retrieval": resolved["retrieval"],
+        "retrieval": resolved["retrieval"], "filter": resolved["filter"], "kind": built.kind,
         "encoder": encoding.encoder_lineage(enc, source), "seed": spec.seed, "split": spec.split,
         "rows": built.stats, "skipped": built.skipped, "missing_context_ids": built.missing_context_ids, "spec": spec.model_dump(mode="json"),
         "records_lineage": records_fg.lineage(the_plan.records_commit), "eval_overlap": overlap,
@@ -92,7 +110,8 @@ def eval_overlap(built: b.Built, suites: list[str]) -> dict:
     out = {}
     for name in suites:
         guard = LeakGuard([load_suite(name)])
-        hits = [(r["doc_id"], guard.overlaps(r["question"], [r["answer"], *texts])) for r, texts in zip(built.rows, built.context_texts)]
+        hits = [(r["doc_id"], guard.overlaps(r["question"], [r.get("answer") or r.get("chosen"), *texts]))
+                for r, texts in zip(built.rows, built.context_texts)]
         hits = [(doc_id, kinds) for doc_id, kinds in hits if kinds]
         out[guard.refs[0]] = {"questions": sum("question" in k for _, k in hits), "passages": sum("passage" in k for _, k in hits),
                               "examples": [d for d, _ in hits][: b.MAX_LISTED]}
@@ -109,6 +128,7 @@ def plan_from_lineage(lin: dict) -> b.Plan:
         contexts_fg=ctx.get("feature_group"), contexts_commit=ctx.get("commit"), top_k=lin["top_k"], split=lin["split"], seed=lin["seed"],
         hybrid=(lin.get("retrieval") or {}).get("hybrid", False), on_demand=tuple((lin.get("retrieval") or {}).get("on_demand", ())),
         exclude_docs=tuple((lin.get("retrieval") or {}).get("exclude_docs", ())),
+        where=(lin.get("filter") or {}).get("where"),
     )
 
 
@@ -120,15 +140,16 @@ def recreate(ds: TrainingDataset) -> dict:
     store = ds.datasets.store
     lin, e = ds.lineage, ds.lineage["encoder"]
     enc = encoding.build_encoder(store.home, e["model"], e["template"], e["max_prompt_tokens"], e["max_answer_tokens"])
-    stored = ds.examples(columns=["example_id", "doc_id", "input_ids", "labels", "split"])
-    report = {"ref": ds.ref, "content_hash": ds.content_hash, "stored_content_hash": b.content_hash(stored), "rows": len(stored),
+    kind = lin.get("kind", "sft")
+    stored = ds.examples(columns=["doc_id", *b.HASHED[kind]])
+    report = {"ref": ds.ref, "content_hash": ds.content_hash, "stored_content_hash": b.content_hash(stored, kind), "rows": len(stored),
               "encoder_fingerprint_ok": enc.fingerprint == e["fingerprint"]}
     if not report["encoder_fingerprint_ok"]:
         diff = {"encoder": differences(e["components"], enc.fingerprint_components)}
         return {**report, "identical": False, "recreated_content_hash": None, "recreated_rows": None, "first_difference": diff}
     built = b.build_examples(store, plan_from_lineage(lin), enc)
     identical = built.content_hash == ds.content_hash == report["stored_content_hash"]
-    diff = None if identical else b.first_difference(stored, built.rows)
+    diff = None if identical else b.first_difference(stored, built.rows, kind)
     return {**report, "identical": identical, "recreated_content_hash": built.content_hash, "recreated_rows": len(built.rows), "first_difference": diff}
 
 

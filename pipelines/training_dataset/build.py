@@ -1,12 +1,17 @@
 """Building a training dataset's examples in memory from a *resolved* plan (fixed commits only).
 
-Steps, all deterministic: read the records feature group at its pinned commit -> keep
-`event_time <= until` -> sort by doc_id -> contexts for each question (the record's own
+Steps, all deterministic: read the records feature group at its pinned commit (rows matching the
+`where` filter, e.g. on score columns) -> keep `event_time <= until` -> sort by doc_id -> contexts for each question (the record's own
 `context_ids` first, then the best chunks retrieved from the documents feature group at ITS pinned
 commit, with that feature group's own embedder, exactly as the agent retrieves) -> encode with the
 one PromptEncoder (`encode_example`, whose prompt is `encode_prompt`: no training/serving skew) ->
 split by a seeded hash of the record id (a record keeps its split when others are added) -> content
 hash over (example_id, input_ids, labels, split) in order.
+
+A preference feature group (prompt, chosen, rejected) gives preference examples instead: the prompt
+ids once (`encode_prompt`, through `encode_example` exactly as for SFT), then the chosen and the
+rejected answer's ids, each ending with EOS; the hash is over (example_id, prompt_ids, chosen_ids,
+rejected_ids, split).
 
 `create` and `recreate` (this package's __init__) both call `build_examples`; only `create` resolves
 tags and times first.
@@ -23,6 +28,10 @@ from llmfti.hashing import sha256_text
 from llmfti.tables import sql_quote
 
 RECORD_COLUMNS = ["doc_id", "doc_hash", "question", "answer", "context_ids", "event_time", "ingested_at"]
+PREFERENCE_COLUMNS = ["doc_id", "doc_hash", "question", "chosen", "rejected", "context_ids", "event_time", "ingested_at"]
+# The dataset kind each source kind builds, and the columns its content hash covers (in this order).
+DATASET_KIND = {"records": "sft", "preferences": "preferences"}
+HASHED = {"sft": ("example_id", "input_ids", "labels", "split"), "preferences": ("example_id", "prompt_ids", "chosen_ids", "rejected_ids", "split")}
 MAX_LISTED = 20  # skipped / missing ids listed in the lineage (counts are always complete)
 
 
@@ -41,6 +50,7 @@ class Plan:
     hybrid: bool = False  # the deployment's retrieval.hybrid
     on_demand: tuple[str, ...] = ()  # on-demand features computed as of each record's event time (query normalization, template slots)
     exclude_docs: tuple[str, ...] = ()  # documents never retrieved as contexts (an eval suite's sources)
+    where: str | None = None  # a LanceDB SQL filter on the records at the pinned commit (e.g. on score columns)
 
 
 @dataclass
@@ -51,6 +61,7 @@ class Built:
     skipped: list[dict] = field(default_factory=list)
     missing_context_ids: list[str] = field(default_factory=list)
     context_texts: list[list[str]] = field(default_factory=list)  # per row: the contexts' text (for leak checks; not stored)
+    kind: str = "sft"  # "sft" (input_ids, labels) or "preferences" (prompt_ids, chosen_ids, rejected_ids)
 
 
 def split_of(doc_id: str, seed: int, train_share: float) -> str:
@@ -59,22 +70,34 @@ def split_of(doc_id: str, seed: int, train_share: float) -> str:
     return "train" if u < train_share else "eval"
 
 
-def content_hash(rows: list[dict]) -> str:
+def content_hash(rows: list[dict], kind: str = "sft") -> str:
     h = hashlib.sha256()
     for r in rows:
-        h.update(json.dumps([r["example_id"], list(r["input_ids"]), list(r["labels"]), r["split"]], separators=(",", ":")).encode())
+        h.update(json.dumps([_plain(r[k]) for k in HASHED[kind]], separators=(",", ":")).encode())
         h.update(b"\n")
     return h.hexdigest()
 
 
-def read_records(store, plan: Plan) -> tuple[list[dict], int]:
-    """Records at the pinned commit, inside the event-time window, sorted by doc_id; and how many were cut."""
+def read_records(store, plan: Plan) -> tuple[list[dict], int, int, str]:
+    """Records at the pinned commit that match the filter, inside the event-time window, sorted by
+    doc_id; how many the window cut, how many the filter left out, and the source kind."""
     fg = store.feature_group(plan.records_fg)
-    if fg.info["kind"] != "records":
-        raise IncompatibleError(f"{fg.key} holds {fg.info['kind']}, not records", hint="ingest Q&A JSONL with --kind records")
-    rows = fg.read(plan.records_commit, columns=RECORD_COLUMNS).to_pylist()
+    kind = fg.info["kind"]
+    if kind not in DATASET_KIND:
+        raise IncompatibleError(f"{fg.key} holds {kind}, not records or preferences",
+                                hint="ingest Q&A JSONL with --kind records, or preference pairs with --kind preferences")
+    columns = RECORD_COLUMNS if kind == "records" else PREFERENCE_COLUMNS
+    try:
+        rows = fg.read(plan.records_commit, columns=columns, where=plan.where).to_pylist()
+    except Exception as exc:  # lancedb raises assorted types (ValueError, RuntimeError, lance errors) for bad SQL
+        if not plan.where:
+            raise
+        names = [f.name for f in fg.as_of(plan.records_commit).schema if f.name != "vector"]
+        raise ConfigError(f"--where {plan.where!r} does not apply to {fg.key} at commit {plan.records_commit}: {str(exc).splitlines()[0]}",
+                          hint="columns: " + ", ".join(names)) from None
+    filtered = fg.as_of(plan.records_commit).count_rows() - len(rows) if plan.where else 0
     kept = [r for r in rows if plan.event_time_until is None or (r["event_time"] is not None and r["event_time"] <= plan.event_time_until)]
-    return sorted(kept, key=lambda r: r["doc_id"]), len(rows) - len(kept)
+    return sorted(kept, key=lambda r: r["doc_id"]), len(rows) - len(kept), filtered, kind
 
 
 class ContextSource:
@@ -135,14 +158,17 @@ def build_examples(store, plan: Plan, encoder) -> Built:
     from llmfti.transforms.model_dependent import PromptTooLong
     from llmfti.transforms.on_demand import compute_features
 
-    records, cut = read_records(store, plan)
+    records, cut, filtered, source_kind = read_records(store, plan)
+    kind = DATASET_KIND[source_kind]
     if not records:
-        raise ConfigError(f"{plan.records_fg} has no records at commit {plan.records_commit} inside the event-time window")
+        raise ConfigError(f"{plan.records_fg} has no records at commit {plan.records_commit} inside the event-time window"
+                          + (f" matching --where {plan.where!r} ({filtered} left out)" if plan.where else ""))
     source = ContextSource(store, plan.contexts_fg, plan.contexts_commit) if plan.contexts_fg else None
     given_rows = source.given([c for r in records for c in (r.get("context_ids") or [])]) if source else {}
     missing: set[str] = set()
     rows, skipped, texts = [], [], []
-    stats = {"records_read": len(records) + cut, "excluded_by_event_time": cut, "truncated_prompts": 0, "truncated_answers": 0}
+    stats = {"records_read": len(records) + cut + filtered, "excluded_by_event_time": cut, "excluded_by_filter": filtered,
+             "truncated_prompts": 0, "truncated_answers": 0}
     where = ("doc_id NOT IN (" + ", ".join(sql_quote(d) for d in sorted(plan.exclude_docs)) + ")") if plan.exclude_docs else None
     for rec in records:
         # The same on-demand functions as serving, evaluated as of the record's own time (backfill).
@@ -150,32 +176,41 @@ def build_examples(store, plan: Plan, encoder) -> Built:
         contexts = contexts_for(rec, source, given_rows, plan.top_k, missing, hybrid=plan.hybrid, features=features, where=where)
         slots = {f: features[f] for f in encoder.template.features if f in features}
         try:
-            ex = encoder.encode_example(rec["question"], rec["answer"], contexts, slots)
+            answers = [rec["answer"]] if kind == "sft" else [rec["chosen"], rec["rejected"]]
+            encoded = [encoder.encode_example(rec["question"], a, contexts, slots) for a in answers]
         except PromptTooLong as exc:
             skipped.append({"doc_id": rec["doc_id"], "reason": str(exc)})
             continue
+        ex = encoded[0]
         texts.append([c.text for c in ex.contexts_used])
         stats["truncated_prompts"] += int(ex.truncated)
-        stats["truncated_answers"] += int(ex.answer_truncated)
-        rows.append({
+        stats["truncated_answers"] += int(any(e.answer_truncated for e in encoded))
+        row = {
             "example_id": sha256_text(rec["doc_id"], rec["doc_hash"] or "")[:32], "doc_id": rec["doc_id"],
-            "split": split_of(rec["doc_id"], plan.seed, plan.split), "question": rec["question"], "answer": rec["answer"],
-            "context_ids": [c.chunk_id for c in ex.contexts_used], "input_ids": ex.input_ids, "labels": ex.labels,
-            "prompt_length": ex.prompt_length, "event_time": rec["event_time"], "ingested_at": rec["ingested_at"],
-        })
+            "split": split_of(rec["doc_id"], plan.seed, plan.split), "question": rec["question"],
+            "context_ids": [c.chunk_id for c in ex.contexts_used], "prompt_length": ex.prompt_length,
+            "event_time": rec["event_time"], "ingested_at": rec["ingested_at"],
+        }
+        if kind == "sft":
+            row.update(answer=rec["answer"], input_ids=ex.input_ids, labels=ex.labels)
+        else:  # one prompt (the same encode_prompt ids in both encodings), two answers each ending with EOS
+            n = ex.prompt_length
+            row.update(chosen=rec["chosen"], rejected=rec["rejected"], prompt_ids=ex.input_ids[:n], chosen_ids=ex.input_ids[n:],
+                       rejected_ids=encoded[1].input_ids[n:])
+        rows.append(row)
     if not rows:
         raise ConfigError(f"no example could be encoded ({len(skipped)} skipped: {skipped[0]['reason'] if skipped else ''})")
     stats.update(
         total=len(rows), train=sum(r["split"] == "train" for r in rows), eval=sum(r["split"] == "eval" for r in rows),
         skipped=len(skipped), missing_context_ids=len(missing),
     )
-    return Built(rows, content_hash(rows), stats, skipped[:MAX_LISTED], sorted(missing)[:MAX_LISTED], texts)
+    return Built(rows, content_hash(rows, kind), stats, skipped[:MAX_LISTED], sorted(missing)[:MAX_LISTED], texts, kind)
 
 
-def first_difference(stored: list[dict], rebuilt: list[dict]) -> dict | None:
+def first_difference(stored: list[dict], rebuilt: list[dict], kind: str = "sft") -> dict | None:
     """The first example that differs between two builds, named by position and record id."""
     for i, (a, b) in enumerate(zip(stored, rebuilt)):
-        fields = [k for k in ("example_id", "input_ids", "labels", "split") if _plain(a[k]) != _plain(b[k])]
+        fields = [k for k in HASHED[kind] if _plain(a[k]) != _plain(b[k])]
         if fields:
             return {"index": i, "stored_doc_id": a["doc_id"], "recreated_doc_id": b["doc_id"], "fields": fields}
     if len(stored) != len(rebuilt):

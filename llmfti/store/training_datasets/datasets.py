@@ -1,7 +1,8 @@
 """TrainingDatasets: versioned training-dataset tables of one project home, with their lineage.
 
 Per version: a LanceDB table `td__NAME__vN` (one row per example: ids, labels, split, the question,
-answer and context ids it came from, the source record's event_time and ingested_at), a row in
+answer and context ids it came from, the source record's event_time and ingested_at; a preference
+dataset, lineage `kind: preferences`, holds prompt_ids, chosen_ids and rejected_ids instead), a row in
 `_training_datasets` (lineage JSON + content hash; written last, so it is the commit point), and
 `artifacts/datasets/NAME/N/` holding dataset.json (the lineage: artifacts carry their config), the
 pinned tokenizer and prompt template. Versions are allocated by an atomic mkdir (see
@@ -34,6 +35,13 @@ EXAMPLE_SCHEMA = pa.schema([
     pa.field("input_ids", pa.list_(pa.int32())), pa.field("labels", pa.list_(pa.int32())), pa.field("prompt_length", pa.int32()),
     pa.field("event_time", TS), pa.field("ingested_at", TS),
 ])
+PREFERENCE_SCHEMA = pa.schema([
+    pa.field("position", pa.int32()), pa.field("example_id", pa.string(), nullable=False), pa.field("doc_id", pa.string()), pa.field("split", pa.string()),
+    pa.field("question", pa.string()), pa.field("chosen", pa.string()), pa.field("rejected", pa.string()), pa.field("context_ids", pa.list_(pa.string())),
+    pa.field("prompt_ids", pa.list_(pa.int32())), pa.field("chosen_ids", pa.list_(pa.int32())), pa.field("rejected_ids", pa.list_(pa.int32())),
+    pa.field("prompt_length", pa.int32()), pa.field("event_time", TS), pa.field("ingested_at", TS),
+])
+SCHEMAS = {"sft": EXAMPLE_SCHEMA, "preferences": PREFERENCE_SCHEMA}
 
 
 class TrainingDataset:
@@ -55,6 +63,11 @@ class TrainingDataset:
     @property
     def artifacts_dir(self):
         return self.datasets.root / self.name / str(self.version)
+
+    @property
+    def kind(self) -> str:
+        """'sft' (input_ids, labels) or 'preferences' (prompt_ids, chosen_ids, rejected_ids)."""
+        return self.lineage.get("kind", "sft")
 
     def describe(self) -> dict:
         return dict(self.lineage)
@@ -128,7 +141,8 @@ class TrainingDatasets:
     def _write(self, name, version, vdir, table_name, rows, content_hash, lineage, encoder) -> TrainingDataset:
         import yaml
 
-        self.store.db.create_table(table_name, data=pa.Table.from_pylist([{"position": i, **r} for i, r in enumerate(rows)], schema=EXAMPLE_SCHEMA))
+        schema = SCHEMAS[lineage.get("kind", "sft")]
+        self.store.db.create_table(table_name, data=pa.Table.from_pylist([{"position": i, **r} for i, r in enumerate(rows)], schema=schema))
         encoder.tokenizer.save_pretrained(str(vdir / "tokenizer"))
         (vdir / "prompt_template.yaml").write_text(yaml.safe_dump(encoder.template.model_dump(mode="json"), sort_keys=False, allow_unicode=True))
         now = datetime.now(timezone.utc)

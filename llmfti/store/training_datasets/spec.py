@@ -17,7 +17,10 @@ class TrainingDatasetSpec(StrictModel):
     """One training dataset: records (questions and answers), contexts to retrieve, and the encoder."""
 
     name: str = Field(description="Dataset name; versions NAME:1, NAME:2, ... are allocated on create.")
-    source: str = Field(description="Records feature group FG[:VERSION] (kind 'records': question, answer, context_ids).")
+    source: str = Field(description="Records feature group FG[:VERSION]: kind 'records' (question, answer, context_ids) gives "
+                        "SFT examples, kind 'preferences' (question, chosen, rejected, context_ids) preference examples.")
+    where: str | None = Field(None, description="A LanceDB SQL filter on the records at the pinned commit, e.g. "
+                              "\"score_grounding >= 0.5 AND score_near_duplicate < 0.8\"; recorded, and applied again by recreate.")
     as_of: str | None = Field(None, description="Read the records at this commit, tag or ingestion time (default: the latest commit, pinned).")
     event_time_until: str | None = Field(None, description="Keep records whose event_time is at or before this ISO-8601 time.")
     contexts: str | None = Field(None, description="Documents feature group DOCS_FG[:VERSION][@COMMIT|TAG|TIME] to retrieve contexts from.")
