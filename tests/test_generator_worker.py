@@ -135,3 +135,23 @@ def test_a_job_whose_caller_timed_out_is_skipped(tiny):
         assert [n for batch in ran for n in batch] == [3, 7]  # the timed-out job (5) never ran
     finally:
         gen.close()
+
+
+@pytest.mark.parametrize("prompts", [["the with statement wraps"], ["the with statement wraps", "a for loop iterates over an iterable and", "yield"]],
+                         ids=["one", "padded-batch"])
+def test_the_greedy_loop_returns_what_model_generate_returns(tiny, prompts):
+    """The CPU greedy path is a plain decode loop (fewer Python steps per token than generate()): it
+    must produce exactly generate()'s tokens, batched with left padding too."""
+    import torch
+
+    model, tok = tiny
+    gen = _generator(tiny)
+    rows = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    width = max(map(len, rows))
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(r)) + r for r in rows])
+    mask = torch.tensor([[0] * (width - len(r)) + [1] * len(r) for r in rows])
+    with torch.inference_mode():
+        ref = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=16, do_sample=False, eos_token_id=gen.eos_token_id,
+                             pad_token_id=tok.pad_token_id, cache_implementation="static")
+        mine = gen._greedy(ids, mask, 16, None, lambda *_: False)
+    assert torch.equal(ref, mine)
