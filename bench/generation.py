@@ -161,7 +161,8 @@ def main() -> None:
     if llm is not None:
         rows["llama.cpp Q4_1 (peer; 8 clients share one context)"] = measure_llama(llm, ids_list)
         del llm
-    for label, dtype, quant in (("llmfti bf16 + int8 decode (product default)", "auto", "int8"), ("llmfti bf16 (dtype auto)", "auto", "none"),
+    for label, dtype, quant in (("llmfti bf16 + int4 decode (quantize: int4)", "auto", "int4"),
+                                ("llmfti bf16 + int8 decode (quantize: int8)", "auto", "int8"), ("llmfti bf16 (dtype auto, the default)", "auto", "none"),
                                 ("llmfti fp32 (like for like with the fp32 reference)", "float32", "none")):
         gen = llmfti_generator(home, dtype, quant)
         rows[label] = measure_llmfti(gen, ids_list)

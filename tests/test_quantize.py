@@ -7,7 +7,8 @@ from __future__ import annotations
 import pytest
 
 
-def test_decode_rows_use_int8_and_prefill_keeps_the_original_weights():
+@pytest.mark.parametrize("bits, tolerance", [(8, 0.02), (4, 0.35)])  # a 32-wide random model is int4's worst case
+def test_decode_rows_use_the_quantized_copy_and_prefill_keeps_the_original_weights(bits, tolerance):
     import torch
 
     from llmfti.models.quantize import DECODE_ROWS, quantize_for_decode
@@ -15,14 +16,33 @@ def test_decode_rows_use_int8_and_prefill_keeps_the_original_weights():
 
     ref = tiny_llama(400, initializer_range=0.2)
     model = tiny_llama(400, initializer_range=0.2)
-    assert quantize_for_decode(model) >= 14  # 7 linears per layer x 2 layers (+ the head)
+    assert quantize_for_decode(model, bits=bits) >= 14  # 7 linears per layer x 2 layers (+ the head)
     prompt = torch.randint(0, 400, (1, DECODE_ROWS + 8))
     one = prompt[:, :1]
     with torch.no_grad():
         assert torch.equal(model(prompt).logits, ref(prompt).logits)  # prefill: exactly the original weights
         q, r = model(one).logits, ref(one).logits
-    assert not torch.equal(q, r)  # the decode row went through the int8 copies
-    assert (q - r).norm() / r.norm() < 0.02
+    assert not torch.equal(q, r)  # the decode row went through the quantized copies
+    assert (q - r).norm() / r.norm() < tolerance
+
+
+def test_the_int4_layer_computes_the_q4_1_scheme():
+    """Group-wise asymmetric 4-bit (llama.cpp's Q4_1 scheme), checked against a dequantized reference."""
+    import torch
+
+    from llmfti.models.quantize import INT4_GROUP, _int4_linear_class
+
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(576, 1536, bias=False).to(torch.bfloat16)
+    layer = _int4_linear_class()(lin)
+    x = torch.randn(2, 576, dtype=torch.bfloat16)
+    w = lin.weight.float().reshape(1536, -1, INT4_GROUP)
+    low, high = w.amin(-1, keepdim=True), w.amax(-1, keepdim=True)
+    scale = ((high - low) / 15).clamp(min=1e-8)
+    deq = (((w - low) / scale).round().clamp(0, 15) * scale + low).reshape(1536, 576)
+    y = layer(x).float()
+    assert (y - x.float() @ deq.t()).norm() / y.norm() < 0.02  # the kernel does what the scheme says
+    assert (y - x.float() @ lin.weight.float().t()).norm() / y.norm() < 0.15  # and stays near the original
 
 
 def test_a_lora_version_served_int8_still_carries_its_adapter(tmp_path):

@@ -67,9 +67,10 @@ class BackendSettings(StrictModel):
     kind: Literal["transformers", "openai"] = Field("transformers", description="In-process transformers, or an OpenAI-compatible server (vLLM).")
     device: str = Field("auto", description="transformers: 'auto', 'cpu', 'cuda'.")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="transformers: weights dtype.")
-    quantize: Literal["none", "int8"] = Field(
-        "none", description="transformers on CPU: 'int8' gives every linear layer an int8 weight copy used for decoding (prefill keeps "
-        "the original weights): decode on a CPU is bound by memory bandwidth, so it runs faster; greedy outputs may differ slightly.")
+    quantize: Literal["none", "int8", "int4"] = Field(
+        "none", description="transformers on CPU: 'int8' (per channel) or 'int4' (groups of 32, like llama.cpp's Q4_1) weight copies used "
+        "for decoding; prefill keeps the original weights. Decode on a CPU is bound by memory bandwidth, so it runs faster; greedy "
+        "outputs may differ where two tokens are nearly tied (more so with int4).")
     max_batch_size: int = Field(8, ge=1, le=256, description="transformers: requests generated together.")
     batch_window_ms: float = Field(10.0, ge=0, le=1000, description="transformers: how long a request waits for batch mates.")
     base_url: str | None = Field(None, description="openai: server URL ending in /v1, e.g. http://127.0.0.1:8001/v1.")

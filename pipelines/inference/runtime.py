@@ -178,12 +178,12 @@ def _transformers_generator(registry, config: DeploymentConfig):
     dtype = resolve_dtype(config.backend.dtype, device)
     model, tokenizer, encoder = registry.load_model(config.model, device=device, dtype=dtype)
     model.eval()
-    if config.backend.quantize == "int8" and device == "cpu":
+    if config.backend.quantize != "none" and device == "cpu":
         from llmfti.models.quantize import quantize_for_decode
 
         if hasattr(model, "merge_and_unload"):  # a LoRA version: fold the (verified) adapter into the weights first
             model = model.merge_and_unload()
-        quantize_for_decode(model)
+        quantize_for_decode(model, bits=8 if config.backend.quantize == "int8" else 4)
     return TransformersGenerator(
         model, tokenizer, eos_token_id=encoder.eos_token_id, pad_token_id=encoder.pad_token_id,
         max_batch_size=config.backend.max_batch_size, batch_window_ms=config.backend.batch_window_ms,
