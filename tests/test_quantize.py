@@ -74,3 +74,32 @@ def test_quantize_is_part_of_the_tuple(quantize):
     base = {"name": "q", "model": "m:1", "retrieval": {"k": 0}}
     k = tuple_key(DeploymentConfig.model_validate({**base, "backend": {"quantize": quantize}}), None)
     assert (k == tuple_key(DeploymentConfig.model_validate(base), None)) == (quantize == "none")
+
+
+@pytest.mark.parametrize("bits", [8, 4])
+def test_quantized_models_decode_padded_batches(bits):
+    """Batched decode feeds the kernels non-contiguous rows (a regression: int4 refused them)."""
+    import threading
+
+    from llmfti.config.generation import GenerationSettings
+    from llmfti.models.generation import GenerationRequest
+    from llmfti.models.quantize import quantize_for_decode
+    from llmfti.models.transformers_generator import TransformersGenerator
+    from llmfti.testing.tiny_models import tiny_llama, tiny_tokenizer
+
+    tok = tiny_tokenizer()
+    model = tiny_llama(len(tok))
+    quantize_for_decode(model, bits=bits)
+    gen = TransformersGenerator(model, tok, eos_token_id=len(tok) + 5, pad_token_id=tok.pad_token_id, max_batch_size=4, batch_window_ms=200)
+    out = [None] * 3
+
+    def run(i):
+        out[i] = gen.generate(GenerationRequest(input_ids=list(range(5, 12 + 3 * i)), settings=GenerationSettings(max_new_tokens=6)))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    gen.close()
+    assert [o.completion_tokens for o in out] == [6, 6, 6] and gen.batches_run < 3

@@ -39,7 +39,7 @@ def _int8_linear_class():
             rows = x.numel() // x.shape[-1]
             if rows > DECODE_ROWS or x.device.type != "cpu" or x.dtype != self.qscale.dtype:
                 return torch.nn.functional.linear(x, self.weight, self.bias)
-            y = torch.ops.aten._weight_int8pack_mm(x.reshape(rows, x.shape[-1]), self.qweight, self.qscale)
+            y = torch.ops.aten._weight_int8pack_mm(x.reshape(rows, x.shape[-1]).contiguous(), self.qweight, self.qscale)
             y = y.reshape(*x.shape[:-1], self.out_features)
             return y if self.bias is None else y + self.bias
 
@@ -73,7 +73,7 @@ def _int4_linear_class():
             rows = x.numel() // x.shape[-1]
             if rows > DECODE_ROWS or x.device.type != "cpu" or x.dtype != self.qscale_zero.dtype:
                 return torch.nn.functional.linear(x, self.weight, self.bias)
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.reshape(rows, x.shape[-1]), self.qweight, INT4_GROUP, self.qscale_zero)
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.reshape(rows, x.shape[-1]).contiguous(), self.qweight, INT4_GROUP, self.qscale_zero)
             y = y.reshape(*x.shape[:-1], self.out_features)
             return y if self.bias is None else y + self.bias
 
