@@ -118,11 +118,15 @@ class SystemTable(Generic[R]):
             self.table().add(self._arrow(items))
 
     def insert_unique(self, item: R | dict, key: str) -> None:
-        """Insert unless a row with the same `key` exists (first writer wins, atomically)."""
+        """Insert unless a row with the same `key` exists when the merge runs. NOT atomic across
+        concurrent writers (LanceDB's merge_insert was measured inserting the same key twice), so
+        callers that can race claim the key first (`ProjectHome.claim_version_dir`) or read the first
+        row per key."""
         self.insert_new([item], key)
 
     def insert_new(self, items: Iterable[R | dict], key: str) -> None:
-        """Insert the rows whose `key` is not in the table yet, in one commit (idempotent re-delivery)."""
+        """Insert the rows whose `key` is not in the table yet, in one commit: idempotent re-delivery by
+        one writer (the same race caveat as insert_unique applies to concurrent writers)."""
         data = self._arrow(items)
         if data.num_rows:
             self.table().merge_insert(key).when_not_matched_insert_all().execute(data)

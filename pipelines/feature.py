@@ -12,6 +12,10 @@ document has its chunks replaced; documents missing from the sources are deleted
 chunks and deletes the replaced ones), so a process killed at any point leaves the table at its last
 commit, and a re-run finishes the job with nothing lost or duplicated. A run that changes nothing
 makes no commit.
+
+`engine="ray"` (`--engine ray`) runs chunking, embedding and the writing of the new rows on Ray Data
+and commits them here in the same single transaction (`llmfti.pipelines.ray_engine`); everything
+before (loading, cleaning, quarantine, change detection) is this module's code either way.
 """
 
 from __future__ import annotations
@@ -262,17 +266,22 @@ def commit_properties(fg, key: str, *, max_versions: int = 10_000) -> tuple[int,
     return None
 
 
+ENGINES = ("local", "ray")
+
+
 def ingest(fg, paths: list[str], *, config: FeatureConfig | None = None, sync: bool = False, progress: bool = False,
-           embedder=None, home=None, version: int | None = None) -> IngestSummary:
+           embedder=None, home=None, version: int | None = None, engine: str = "local", ray_address: str | None = None) -> IngestSummary:
     """Ingest files, directories or globs into feature group `fg`: a FeatureGroup handle, or a name
-    (`NAME` or `NAME:VERSION`) in `home`, created on first ingest. One atomic commit at most."""
+    (`NAME` or `NAME:VERSION`) in `home`, created on first ingest. One atomic commit at most.
+    `engine="ray"` embeds on Ray Data (a local Ray, or the cluster at `ray_address`)."""
     return ingest_items(fg, lambda cfg: load_sources(paths, max_file_bytes=cfg.max_file_bytes, kind=cfg.kind), config=config,
-                        sync=sync, progress=progress, embedder=embedder, home=home, version=version)
+                        sync=sync, progress=progress, embedder=embedder, home=home, version=version, engine=engine, ray_address=ray_address)
 
 
 def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocument | QuarantineItem]], *, config: FeatureConfig | None = None,
                  sync: bool = False, progress: bool = False, embedder=None, home=None, version: int | None = None,
-                 lineage: dict | None = None, deletes: Iterable[str] = (), commit_properties: dict[str, str] | None = None) -> IngestSummary:
+                 lineage: dict | None = None, deletes: Iterable[str] = (), commit_properties: dict[str, str] | None = None,
+                 engine: str = "local", ray_address: str | None = None) -> IngestSummary:
     """The pipeline behind `ingest`, for items a caller produces (the records-synthesis pipeline writes
     its records this way): `items_for(config)` yields documents and quarantine items. `lineage`
     (where the items came from) is stored with the run and shown by `fg show` and `fg history`.
@@ -280,6 +289,10 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
     tombstones); `commit_properties` are stored in the data commit itself (a stream's offsets).
     The embedder's weights load only when something is embedded: a run that changes nothing never
     loads them."""
+    if engine not in ENGINES:
+        from llmfti.errors import ConfigError
+
+        raise ConfigError(f"unknown engine {engine!r}: one of {', '.join(ENGINES)}")
     if isinstance(fg, str):
         from llmfti.store import FeatureStore
 
@@ -353,26 +366,35 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
         _check_compatible(fg, config, embedder, chunker)
     _write_quarantine(fg, run_id, quarantined)
 
-    rows, texts = _chunk_rows(changed, chunker, config.kind, run_id, ingested_at)
-    if rows:
-        with _progress(progress) as bar:
-            task = bar.add_task(f"embedding {fg.key}", total=len(texts), rate="")
-            t0 = time.perf_counter()
-
-            def advance(n):
-                bar.update(task, advance=n, rate=f"{bar.tasks[0].completed / max(time.perf_counter() - t0, 1e-9):.0f} chunks/s")
-
-            vectors = embedder.embed(texts, batch_size=config.embedder.batch_size, progress=advance)
-        for row, vec in zip(rows, vectors):
-            row["vector"] = vec
     replaced = [d[0].doc_id for d in changed if d[0].doc_id in existing] + deleted
-    if config.kind == "records" and rows:
-        summary.scoring = score_new_records(fg, config, rows, replaced, lineage)  # the scoring hook: same commit
     if existing and replaced:
         summary.chunks_deleted = fg.table().count_rows("doc_id IN (" + ", ".join(sql_quote(d) for d in replaced) + ")")
-    summary.committed = _commit(fg, rows, replaced, config.kind, embedder.dimension, commit_properties)
+    if engine == "ray":  # chunk, embed and write on Ray Data; one commit, as below
+        from llmfti.pipelines import ray_engine
+
+        written, summary.committed, summary.scoring = ray_engine.run(
+            fg, changed, replaced, config=config, chunker=chunker, embedder=embedder, run_id=run_id, ingested_at=ingested_at,
+            chunk_rows=_chunk_rows, score_records=score_new_records, lineage=lineage, properties=commit_properties,
+            address=ray_address, progress=progress)
+    else:
+        rows, texts = _chunk_rows(changed, chunker, config.kind, run_id, ingested_at)
+        if rows:
+            with _progress(progress) as bar:
+                task = bar.add_task(f"embedding {fg.key}", total=len(texts), rate="")
+                t0 = time.perf_counter()
+
+                def advance(n):
+                    bar.update(task, advance=n, rate=f"{bar.tasks[0].completed / max(time.perf_counter() - t0, 1e-9):.0f} chunks/s")
+
+                vectors = embedder.embed(texts, batch_size=config.embedder.batch_size, progress=advance)
+            for row, vec in zip(rows, vectors):
+                row["vector"] = vec
+        if config.kind == "records" and rows:
+            summary.scoring = score_new_records(fg, config, rows, replaced, lineage)  # the scoring hook: same commit
+        summary.committed = _commit(fg, rows, replaced, config.kind, embedder.dimension, commit_properties)
+        written = len(rows)
     summary.properties = dict(commit_properties) if commit_properties and summary.committed else None
-    summary.chunks_written = len(rows) if summary.committed else 0
+    summary.chunks_written = written if summary.committed else 0
     if summary.committed:
         summary.data_commit = fg.table().version
     if fg.has_data():

@@ -16,7 +16,7 @@ import sys
 
 import typer
 
-from llmfti.cli import deploy_cmd, eval_cmd, fg_cmd, finetune_cmd, ingest_cmd, models_cmd, monitor_cmd, records_cmd, serve_cmd, td_cmd
+from llmfti.cli import batch_cmd, deploy_cmd, eval_cmd, fg_cmd, finetune_cmd, ingest_cmd, models_cmd, monitor_cmd, records_cmd, serve_cmd, td_cmd
 from llmfti.cli.output import fail
 
 app = typer.Typer(
@@ -52,6 +52,7 @@ app.command("logs")(serve_cmd.logs)
 app.command("replay")(serve_cmd.replay)
 app.command("eval")(eval_cmd.eval_)
 app.command("monitor")(monitor_cmd.monitor)
+app.command("batch-infer")(batch_cmd.batch_infer)
 
 
 def main() -> None:

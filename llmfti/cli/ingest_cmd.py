@@ -8,6 +8,9 @@ good ones. Without --config, an existing version keeps the settings it was creat
 included); Ctrl-C stops after the batch in progress. A kafka://HOST:PORT/TOPIC source (or --stream
 over JSONL files, for backfills) is read in micro-batches with the partition offsets stored in each
 commit, so a restart resumes exactly where the last commit ended.
+
+--engine ray chunks, embeds (an actor pool) and writes the new rows on Ray Data, a local Ray or the
+cluster at --ray-address; the run still makes one commit (docs/scale-out.md).
 """
 
 from __future__ import annotations
@@ -39,12 +42,21 @@ def ingest(
     max_batches: Optional[int] = typer.Option(None, "--max-batches", min=1, help="Streams: stop after this many micro-batches."),
     until_idle: bool = typer.Option(False, "--until-idle", help="Streams: stop when no message arrives within a poll (a backfill's end)."),
     group_id: Optional[str] = typer.Option(None, "--group-id", help="Kafka consumer group (default: llmfti-NAME); offsets come from the feature group, never from the group."),
+    engine: str = typer.Option("local", "--engine", help="local (this process) or ray (chunk, embed and write on Ray Data; one commit either way)."),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address", help="--engine ray: the cluster to join ('auto', 'ray://HOST:10001', HOST:PORT); default: a local Ray."),
     json_out: bool = JSON,
 ):
     from llmfti.config import FeatureConfig, apply_overrides, load_config
     from llmfti.config.base import validate_config
-    from llmfti.errors import QuarantineError
+    from llmfti.errors import ConfigError, QuarantineError
     from llmfti.store import FeatureStore, parse_ref
+
+    if engine not in ("local", "ray"):
+        raise ConfigError(f"--engine must be local or ray, not {engine!r}")
+    if ray_address and engine != "ray":
+        raise ConfigError("--ray-address needs --engine ray")
+    if engine == "ray" and (watch or stream or any(p.startswith("kafka://") for p in paths)):
+        raise ConfigError("--engine ray runs one-off ingests; --watch and streams commit small batches on the local engine")
 
     name, ref_version = parse_ref(feature_group)
     store = FeatureStore(home_of(ctx))
@@ -64,7 +76,7 @@ def ingest(
         return
     from llmfti.pipelines.feature import ingest as run_feature_pipeline
 
-    summary = run_feature_pipeline(fg, paths, config=cfg, sync=sync, progress=True)
+    summary = run_feature_pipeline(fg, paths, config=cfg, sync=sync, progress=True, engine=engine, ray_address=ray_address)
     data = summary.to_dict()
     emit(data, json_out, _render)
     if fail_on_quarantine and summary.documents["quarantined"]:

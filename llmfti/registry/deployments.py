@@ -6,6 +6,12 @@ checks and the eval gate that decide what may be recorded are `llmfti.pipelines.
 - `_deployment_events`: append-only deploy/rollback/stage events; the newest deploy or rollback event
   of a name says which version is active, so a switch is one atomic append and the whole tuple moves
   together. A `stage` event records a version that is never active: it exists to be evaluated.
+  "Newest" is by `seq`, a per-name sequence number claimed atomically before the append (a folder
+  `artifacts/deployments/NAME/events/SEQ`, created by mkdir or, on an object-store home, by a
+  conditional put), never by the `at` timestamp: replicas on several hosts deploy and roll back
+  against one home, and their clocks disagree. (A LanceDB merge-insert on a unique key does not
+  serialize concurrent writers: two processes can both insert the same key.) Events written before
+  `seq` existed have none and order by `at`, before every sequenced event.
 Each version's config is also written to `artifacts/deployments/NAME/VERSION/deployment.json`.
 
 Rows are typed (`DeploymentRecord`, `DeploymentEvent`); a record also reads like a mapping
@@ -23,7 +29,7 @@ import pyarrow as pa
 
 from llmfti.config.deployments import DeploymentConfig
 from llmfti.errors import ConfigError, NotFoundError
-from llmfti.home import ProjectHome, claim_version_dir
+from llmfti.home import ProjectHome
 from llmfti.tables import TS, Record, SystemTable, sql_quote
 
 DEPLOYMENTS, EVENTS = "_deployments", "_deployment_events"
@@ -37,7 +43,7 @@ SCHEMAS = {
     ]),
     EVENTS: pa.schema([
         pa.field("name", pa.string()), pa.field("action", pa.string()), pa.field("version", pa.int32()),
-        pa.field("reason", pa.string()), pa.field("at", TS),
+        pa.field("reason", pa.string()), pa.field("at", TS), pa.field("seq", pa.int64()),
     ]),
 }
 
@@ -75,19 +81,36 @@ class DeploymentEvent(Record):
     version: int
     reason: str = ""
     at: datetime
+    seq: int | None = None  # per-name order of events (None: written before sequences existed)
+
+    def order(self) -> tuple:
+        """Sort key: legacy events by time first, then sequenced events by sequence."""
+        return (self.seq is not None, self.seq or 0, self.at)
+
+
+def _utcnow() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 class DeploymentStore:
-    def __init__(self, home=None):
+    def __init__(self, home=None, *, clock=_utcnow):
         self.home = home if isinstance(home, ProjectHome) else ProjectHome.at(home)
         self.deployments = SystemTable(self.home, DEPLOYMENTS, SCHEMAS[DEPLOYMENTS], DeploymentRecord)
         self.events = SystemTable(self.home, EVENTS, SCHEMAS[EVENTS], DeploymentEvent, db=None)
+        self.clock = clock  # only for the `at` and `created_at` columns: activation follows `seq`
 
     def _claim_version(self, name: str) -> tuple[int, Path]:
-        return claim_version_dir(self.home.artifacts / "deployments" / name)  # atomic across processes
+        return self.home.claim_version_dir(self.home.artifacts / "deployments" / name)  # atomic across processes and hosts
+
+    def _next_seq(self, name: str) -> int:
+        """The next event sequence number of `name`, claimed atomically (see the module doc)."""
+        known = [e.seq for e in self.events.rows(f"name = {sql_quote(name)}") if e.seq is not None] if self.events.exists() else []
+        seq, _ = self.home.claim_version_dir(self.home.artifacts / "deployments" / name / "events", known)
+        return seq
 
     def _event(self, name: str, action: str, version: int, reason: str = "") -> None:
-        self.events.add(DeploymentEvent(name=name, action=action, version=version, reason=reason, at=datetime.now(timezone.utc)))
+        seq = self._next_seq(name)
+        self.events.add(DeploymentEvent(name=name, action=action, version=version, reason=reason, at=self.clock(), seq=seq))
 
     def deploy(self, config: DeploymentConfig, *, checks: dict, force: bool = False, reason: str = "", stage: bool = False) -> DeploymentRecord:
         """Record a new version and activate it (or, with `stage`, only record it for evaluation).
@@ -97,9 +120,10 @@ class DeploymentStore:
         record = DeploymentRecord(
             key=f"{config.name}:{version}", name=config.name, version=version, config=config.model_dump(mode="json"),
             model=config.model, feature_group=config.feature_group, commit=str(checks["commit"]), checks=checks["checks"],
-            forced=force, reason=reason, created_at=datetime.now(timezone.utc),
+            forced=force, reason=reason, created_at=self.clock(),
         )
         (folder / "deployment.json").write_text(json.dumps(record.model_dump(mode="json"), indent=2, default=str))
+        self.home.publish(folder / "deployment.json")
         self.deployments.add(record)
         self._event(config.name, "stage" if stage else "deploy", version, reason)
         return self.get(config.name, version)
@@ -123,7 +147,7 @@ class DeploymentStore:
         return self.get(name, to)
 
     def _events(self, name: str, actions: tuple[str, ...] = ACTIVATING) -> list[DeploymentEvent]:
-        return sorted((e for e in self.events.rows(f"name = {sql_quote(name)}") if e.action in actions), key=lambda e: e.at)
+        return sorted((e for e in self.events.rows(f"name = {sql_quote(name)}") if e.action in actions), key=DeploymentEvent.order)
 
     def get(self, name: str, version: int) -> DeploymentRecord:
         rows = self.deployments.rows(f"key = {sql_quote(f'{name}:{version}')}")
@@ -139,7 +163,7 @@ class DeploymentStore:
 
     def list_active(self) -> list[DeploymentRecord]:
         latest: dict[str, DeploymentEvent] = {}
-        for e in sorted(self.events.rows(), key=lambda e: e.at):
+        for e in sorted(self.events.rows(), key=DeploymentEvent.order):  # per name: the newest activating event
             if e.action in ACTIVATING:
                 latest[e.name] = e
         return [self.get(n, e.version) for n, e in sorted(latest.items())]
@@ -158,7 +182,7 @@ class DeploymentStore:
         out = []
         for e in self._events(name, ACTIVATING + ("stage",)):
             d = self.get(name, e.version)
-            out.append({"at": e.at, "action": e.action, "version": e.version, "reason": e.reason,
+            out.append({"at": e.at, "seq": e.seq, "action": e.action, "version": e.version, "reason": e.reason,
                         "model": d.model, "feature_group": d.feature_group, "commit": d.commit})
         return out
 
@@ -218,4 +242,7 @@ def find_passing_eval(home: ProjectHome, key: str, model: str, suite: str | None
     for e in evals:  # oldest first
         newest[(e.suite, e.suite_version)] = e
     passing = [e for e in newest.values() if e.passed]
-    return (max(passing, key=lambda e: e.recorded_at) if passing else None), evals
+    found = max(passing, key=lambda e: e.recorded_at) if passing else None
+    if found is not None and found.artifact:
+        home.fetch(home.root / found.artifact)  # its per-case results, made on another host of an object-store home
+    return found, evals

@@ -70,12 +70,17 @@ SCHEMA = pa.schema([
 
 class EvalStore:
     def __init__(self, home, db=None):
+        self.home = home
         self.table = SystemTable(home, EVAL_RESULTS, SCHEMA, _Row, db=db)
         self._legacy = SystemTable(home, LEGACY_EVALS, pa.schema([]), db=db)
 
     def record(self, model_ref: str, record: EvalRecord) -> EvalRecord:
         now = datetime.now(timezone.utc)
         record = record.model_copy(update={"model": record.model or model_ref, "recorded_at": now})
+        if record.artifact and getattr(self.home, "remote", False):
+            # Per-case results, relative to the home: on an object-store home other hosts (a champion
+            # comparison, a report) read them from the bucket, so they go there before the row.
+            self.home.publish(self.home.root / record.artifact)
         self.table.add(_Row(key=model_ref, tuple_key=record.tuple_key, suite=record.suite, suite_version=record.suite_version,
                             deployment=record.deployment, passed=record.passed,
                             result=record.model_dump(mode="json", exclude={"recorded_at"}), recorded_at=now))

@@ -8,8 +8,10 @@
 
 A version folder `artifacts/models/versions/NAME/VERSION/` holds config.json (what made it), the
 pinned tokenizer (with its chat template), the pinned prompt template and the adapter if any.
-Versions are allocated by an atomic mkdir, so concurrent registrations never share a number (a crash
-between allocation and the table insert leaves a gap, never a duplicate). A version without an
+Versions are allocated by an atomic mkdir (a conditional put on an object-store home), so concurrent
+registrations never share a number (a crash between allocation and the table insert leaves a gap,
+never a duplicate). On an object-store home the folders are uploaded before their row is inserted,
+and fetched into this host's cache before they are read (`ProjectHome.publish`/`fetch`). A version without an
 adapter is a base model served as is. This is not experiment tracking: final metrics and lineage only.
 """
 
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from llmfti.errors import ConfigError, IncompatibleError, NotFoundError
 from llmfti.hashing import sha256_files
-from llmfti.home import ProjectHome, claim_version_dir
+from llmfti.home import ProjectHome
 from llmfti.registry import base_models as bm
 from llmfti.registry.model_version import STATUSES, ModelVersion, check_name, parse_model_ref
 from llmfti.registry.evals import EvalRecord, EvalStore
@@ -66,6 +68,7 @@ class ModelRegistry:
             bm.materialize(kind, path, dest)
         gguf = path if kind == "gguf" else None
         record = bm.build_record(self.home, name, source if kind != "folder" else str(path), kind, src_hash, dest, license, gguf)
+        self.home.publish(dest)  # object-store home: the files first, then the row that points at them
         self.tables.insert(BASE_MODELS, record, key="name")
         return {**self.get_base(name), "status": "imported"}
 
@@ -81,13 +84,17 @@ class ModelRegistry:
         return sorted(self.tables.rows(BASE_MODELS), key=lambda r: r["name"])
 
     def base_path(self, name: str) -> Path:
-        return self.home.root / self.get_base(name)["path"]
+        return self._base_folder(self.get_base(name))
+
+    def _base_folder(self, base: dict) -> Path:
+        """A base model's folder, present locally (fetched into the cache on an object-store home)."""
+        return self.home.fetch(self.home.root / base["path"])
 
     # -- versions ---------------------------------------------------------------------------------
 
     def _claim_version(self, name: str) -> tuple[int, Path]:
         known = [r["version"] for r in self.tables.rows(MODEL_VERSIONS, f"name = {sql_quote(name)}")]
-        return claim_version_dir(self.home.models_dir / "versions" / name, known)
+        return self.home.claim_version_dir(self.home.models_dir / "versions" / name, known)
 
     def register_version(
         self, name: str, *, base_model: str, adapter_dir: str | None = None, encoder=None, prompt_template: str | None = None,
@@ -103,7 +110,7 @@ class ModelRegistry:
         check_name(name)
         base = self.get_base(base_model)
         if encoder is None:
-            encoder = PromptEncoder.from_model_dir(self.home.root / base["path"], prompt_template or DEFAULT_PROMPT_TEMPLATE)
+            encoder = PromptEncoder.from_model_dir(self._base_folder(base), prompt_template or DEFAULT_PROMPT_TEMPLATE)
         elif prompt_template is not None and load_prompt_template(prompt_template) != encoder.template:
             raise ConfigError(f"prompt_template {prompt_template!r} is not the encoder's template {encoder.template.name!r}")
         if adapter_dir is not None and not (Path(adapter_dir) / "adapter_config.json").is_file():
@@ -150,6 +157,7 @@ class ModelRegistry:
         side = {k: v for k, v in row.items() if k not in ("status", "status_changed_at")}  # config.json: immutable provenance
         side.update(eos_token=desc["eos_token"], pad_token=desc["pad_token"], llmfti_format=1)
         (vdir / "config.json").write_text(json.dumps(side, indent=2, sort_keys=True, default=str))
+        self.home.publish(vdir)  # object-store home: the folder first, then the row that makes it visible
         self.tables.insert(MODEL_VERSIONS, row, key="key")
         return self.get(f"{name}:{version}")
 
@@ -209,6 +217,8 @@ class ModelRegistry:
     def _encoder_factory(self, mv: ModelVersion):
         from llmfti.transforms.model_dependent import PromptEncoder, load_prompt_template
 
+        self.home.fetch(mv.path)  # object-store home: the pinned tokenizer and template into this host's cache
+
         def make(template, max_prompt_tokens, max_answer_tokens):
             tmpl = template if template is not None else load_prompt_template(mv.prompt_template_path)
             return PromptEncoder.from_model_dir(mv.tokenizer_dir, tmpl, max_prompt_tokens, max_answer_tokens)
@@ -219,7 +229,10 @@ class ModelRegistry:
         """Verify artifact hashes and the encoder fingerprint without loading weights; raises CheckFailed
         (an IncompatibleError) naming every difference."""
         mv = self.get(ref)
-        report = check_version(mv, self.get_base(mv.base_model, must_exist=False), self.home.root, self._encoder_factory(mv))
+        base = self.get_base(mv.base_model, must_exist=False)
+        if base is not None:
+            self._base_folder(base)
+        report = check_version(mv, base, self.home.root, self._encoder_factory(mv))
         if not report.ok:
             raise CheckFailed(report)
         return report
@@ -241,7 +254,7 @@ class ModelRegistry:
         mv = self.get(ref)
         encoder = self.load_encoder(mv.ref)
         base = self.get_base(mv.base_model)
-        model = load_verified_model(mv, base, self.home.root / base["path"], encoder, device=device, dtype=dtype, verify_weights=verify_weights)
+        model = load_verified_model(mv, base, self._base_folder(base), encoder, device=device, dtype=dtype, verify_weights=verify_weights)
         return model, encoder.tokenizer, encoder
 
     def model_card(self, ref: str) -> str:

@@ -59,15 +59,13 @@ class FeatureStore:
         """Create the metadata row of a new feature-group version unless one exists; returns the row
         that holds (the first writer's). Two first ingests may race: claiming the version folder
         `artifacts/feature_groups/NAME/VERSION/` is atomic (mkdir), so exactly one inserts the row and
-        the others wait for it, then check their settings against it."""
+        the others wait for it, then check their settings against it (on an object-store home the claim is
+        a conditional put on the bucket, `ProjectHome.claim_dir`)."""
         import json
         import time
 
         folder = self.home.artifacts / "feature_groups" / row["name"] / str(row["version"])
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            folder.mkdir()
-        except FileExistsError:
+        if not self.home.claim_dir(folder):  # mkdir; on an object-store home a conditional put
             deadline = time.monotonic() + wait_s
             while time.monotonic() < deadline:
                 found = self.meta(row["name"], row["version"])
@@ -75,7 +73,9 @@ class FeatureStore:
                     return found
                 time.sleep(0.05)
             # The claimer died between its mkdir and its insert: take over (the earliest row wins on read).
+        folder.mkdir(parents=True, exist_ok=True)  # a takeover on a host whose cache never saw the claim
         (folder / "feature_group.json").write_text(json.dumps(row, indent=2, sort_keys=True, default=str), encoding="utf-8")
+        self.home.publish(folder / "feature_group.json")
         self.system_table(FG_META).insert_unique(row, "key")
         return self.meta(row["name"], row["version"])
 

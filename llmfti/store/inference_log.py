@@ -7,6 +7,22 @@ few hundred microseconds) and returns; a background thread moves closed segments
 table in batches with an idempotent merge on `request_id`, then deletes them. A server killed with
 SIGKILL loses no row: its segments are flushed by the next process that opens the log.
 
+Segments live on the serving host's local disk (`ProjectHome.buffers_dir`: `<home>/buffers`, or
+`$LLMFTI_BUFFER_DIR`; on an object-store home, the host's cache), and are named
+`HOST~PID-UID-SEQ.jsonl[.open]`, HOST being `$LLMFTI_HOST_ID` (default: the host name). Whose
+segments a flusher may take:
+- its own closed segments (and its own claims left by a failed flush);
+- on its own host, those of a dead process (the pid check only means something on the host that
+  wrote them);
+- of another host (several `llmfti serve` replicas sharing one buffer folder, e.g. on NFS), only
+  after that writer's heartbeat file (`HOST~PID-UID.heartbeat`, touched by its flusher every tick)
+  is older than the takeover window (`$LLMFTI_LOG_TAKEOVER_S`, default 300 s): a pid from another
+  host says nothing, and taking a live writer's open segment would lose the rows it appends next.
+Names without a host (written before host ids) are treated as this host's.
+
+`origin` says which path served a row: "online" (the service, `llmfti ask`) or "batch"
+(`llmfti batch-infer`, `llmfti.pipelines.batch_inference`).
+
 The served query embedding (`query_vector`, float32, as long as the feature group's embedder makes
 it) is logged too, so monitoring measures drift on the vectors actually served. On the request path
 it is written to the segment as base64 of its float32 bytes (bench/monitor.py: ~20 us of encoding per
@@ -70,6 +86,7 @@ def log_schema():
             pa.field("timings_ms", pa.string()), pa.field("status", pa.string()), pa.field("error", pa.string()),
             # Variable length: each feature-group version has its own embedder dimension.
             pa.field("query_vector", pa.list_(pa.float32())),
+            pa.field("origin", pa.string()),  # online | batch (rows of older logs: null, i.e. online)
         ]
     )
 
@@ -109,13 +126,38 @@ def _report_flush_failure(exc: Exception) -> None:
     logger.debug("inference log flush failure", exc_info=exc)
 
 
-def _owner(name: str) -> tuple[int | None, str | None]:
-    """(pid, uid) of the process holding a buffer file: the flusher's for a claimed file, else the writer's."""
-    if ".flushing-" in name:
-        pid, _, uid = name.rsplit(".flushing-", 1)[1].partition("-")
-    else:
-        pid, uid = (name.split("-") + ["", ""])[:2]
-    return (int(pid), uid) if pid.isdigit() else (None, None)
+TAKEOVER_ENV = "LLMFTI_LOG_TAKEOVER_S"
+DEFAULT_TAKEOVER_S = 300.0
+HOST_ENV = "LLMFTI_HOST_ID"
+HEARTBEAT = ".heartbeat"
+
+
+def host_id() -> str:
+    """This host's id in segment names: `$LLMFTI_HOST_ID`, else the host name (made file-name safe)."""
+    import re
+    import socket
+
+    raw = os.environ.get(HOST_ENV) or socket.gethostname() or "localhost"
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", raw).replace(".jsonl", "_jsonl")[:128]
+
+
+def _owner(name: str) -> tuple[str | None, int | None, str | None]:
+    """(host, pid, uid) of the process holding a buffer file: the flusher's for a claimed file, else the
+    writer's. The host is None for names written before host ids (read as this host's)."""
+    part = name.rsplit(".flushing-", 1)[1] if ".flushing-" in name else name
+    host, sep, rest = part.partition("~")
+    if not sep:
+        host, rest = None, part
+    pid, _, tail = rest.partition("-")
+    uid = tail.split("-", 1)[0].split(".", 1)[0]
+    return (host, int(pid), uid) if pid.isdigit() else (None, None, None)
+
+
+def _mtime(path: Path) -> float | None:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return None
 
 
 def _pid_alive(pid: int) -> bool:
@@ -175,18 +217,26 @@ class LogMaintenance:
 
 
 class InferenceLog:
-    def __init__(self, store, *, flush_interval_s: float = 1.0, maintenance: LogMaintenance | None | bool = True):
+    def __init__(self, store, *, flush_interval_s: float = 1.0, maintenance: LogMaintenance | None | bool = True,
+                 origin: str = "online", host: str | None = None, takeover_after_s: float | None = None):
         from llmfti.tables import SystemTable
 
         self.store = store
         self.table = SystemTable(store.home, LOG_TABLE, log_schema(), db=store.db)
-        self.dir = Path(store.home.root) / "buffers" / "inference_log"
+        self.dir = Path(store.home.buffers_dir) / "inference_log"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.flush_interval_s = flush_interval_s
+        self.origin = origin
+        self.host = host or host_id()
+        self.takeover_after_s = float(os.environ.get(TAKEOVER_ENV) or DEFAULT_TAKEOVER_S) if takeover_after_s is None else takeover_after_s
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._seq = 0
-        self._uid = uuid.uuid4().hex[:8]  # segments are named PID-UID-SEQ: one writer instance each
+        self._uid = uuid.uuid4().hex[:8]  # segments are named HOST~PID-UID-SEQ: one writer instance each
+        self._writer = f"{self.host}~{os.getpid()}-{self._uid}"
+        self._heartbeat = self.dir / f"{self._writer}{HEARTBEAT}"
+        self._last_beat = 0.0
+        self._beat()
         self._segment = self._open_segment()
         self._indexed = False
         self._pinned = None  # the table handle of the last scan(row_ids=True), for take()
@@ -198,18 +248,29 @@ class InferenceLog:
 
     def _open_segment(self):
         self._seq += 1
-        path = self.dir / f"{os.getpid()}-{self._uid}-{self._seq:06d}.jsonl.open"
+        path = self.dir / f"{self._writer}-{self._seq:06d}.jsonl.open"
         return open(path, "a", encoding="utf-8")
+
+    def _beat(self) -> None:
+        """Say this writer is alive (other hosts never take over its segments while this is fresh)."""
+        self._last_beat = time.monotonic()
+        try:
+            self._heartbeat.touch()
+        except OSError as exc:  # a full disk: the next tick tries again
+            logger.debug("inference log heartbeat failed: %s", exc)
 
     # --- write path (request thread) --------------------------------------------------------------
     def append(self, record: dict) -> None:
         row = dict(record)
         row.setdefault("time", utcnow().isoformat())
+        row.setdefault("origin", self.origin)
         for key in JSON_FIELDS:
             if not isinstance(row.get(key), str):
                 row[key] = json.dumps(row.get(key), default=str)
         _encode_vector(row)
         line = json.dumps(row, default=str) + "\n"
+        if time.monotonic() - self._last_beat > 10.0:  # a writer that nobody flushes (no start()) still says it lives
+            self._beat()
         with self._lock:
             self._segment.write(line)
             self._segment.flush()
@@ -230,22 +291,28 @@ class InferenceLog:
             self._segment = self._open_segment()
 
     def _flushable(self) -> list[Path]:
-        """Claim what this instance may flush: its own closed segments, and any segment (open, closed
-        or half-flushed) of a dead process. A claim is an atomic rename, so two flushers (several
-        servers on one home, or two logs in one process) never read or delete the same file."""
+        """Claim what this instance may flush (see the module doc): its own closed segments, any
+        segment (open, closed or half-flushed) of a dead process of this host, and those of another
+        host's writer whose heartbeat is older than the takeover window. A claim is an atomic rename,
+        so two flushers (several servers on one home, or two logs in one process) never read or delete
+        the same file."""
         candidates = []
-        for path in self.dir.iterdir():
-            pid, uid = _owner(path.name)
+        names = {p.name for p in self.dir.iterdir()}
+        for name in names:
+            if name.endswith(HEARTBEAT):
+                continue
+            host, pid, uid = _owner(name)
+            path = self.dir / name
             if pid is None or path == Path(self._segment.name):
                 continue
             # Our own closed segments, and our own claims left by a flush that failed (retried now).
-            mine = uid == self._uid and (path.name.endswith(".jsonl") or ".flushing-" in path.name)
-            if mine or not _pid_alive(pid):
+            mine = uid == self._uid and host in (None, self.host) and (name.endswith(".jsonl") or ".flushing-" in name)
+            if mine or self._orphaned(host, pid, uid, names):
                 candidates.append(path)
         claimed = []
         for path in sorted(candidates):
             base = path.name.split(".jsonl")[0]
-            target = self.dir / f"{base}.jsonl.flushing-{os.getpid()}-{self._uid}"
+            target = self.dir / f"{base}.jsonl.flushing-{self._writer}"
             if path == target:
                 claimed.append(path)
                 continue
@@ -255,6 +322,29 @@ class InferenceLog:
                 continue  # another flusher claimed it first
             claimed.append(target)
         return claimed
+
+    def _orphaned(self, host: str | None, pid: int, uid: str, names: set[str]) -> bool:
+        """Whether the writer (or flusher) `host~pid-uid` is gone, so its files are ours to flush."""
+        if host is None or host == self.host:
+            return not _pid_alive(pid)
+        writer = f"{host}~{pid}-{uid}"
+        beat = _mtime(self.dir / f"{writer}{HEARTBEAT}")
+        if beat is None:  # it never beat (or its heartbeat was removed): judge by its newest file
+            beat = max((m for n in names if writer in n and (m := _mtime(self.dir / n)) is not None), default=0.0)
+        return time.time() - beat > self.takeover_after_s
+
+    def _reap_heartbeats(self) -> None:
+        """Remove heartbeat files of writers that are gone and left no file behind."""
+        names = {p.name for p in self.dir.iterdir()}
+        for name in names:
+            if not name.endswith(HEARTBEAT) or name == self._heartbeat.name:
+                continue
+            writer = name[: -len(HEARTBEAT)]
+            host, pid, uid = _owner(writer + "-0.jsonl")
+            if pid is None or any(n != name and writer in n for n in names):
+                continue
+            if self._orphaned(host, pid, uid, names):
+                (self.dir / name).unlink(missing_ok=True)
 
     def _tick(self) -> None:
         self.flush()
@@ -277,6 +367,7 @@ class InferenceLog:
     def flush(self) -> int:
         """Move every closed segment into the table; returns the number of rows written."""
         with self._flush_lock:
+            self._beat()
             self._rotate()
             written = 0
             for path in self._flushable():
@@ -298,6 +389,7 @@ class InferenceLog:
                     if not self._indexed:
                         self._indexed = self._ensure_indexes()
                 path.unlink()
+            self._reap_heartbeats()
             return written
 
     def close(self) -> None:
@@ -308,6 +400,8 @@ class InferenceLog:
             self._segment.close()
             if name.exists() and name.stat().st_size == 0:
                 name.unlink()
+            if not any(self._writer in p.name for p in self.dir.iterdir() if p != self._heartbeat):
+                self._heartbeat.unlink(missing_ok=True)  # nothing of ours left: no one needs to know we lived
 
     # --- read -------------------------------------------------------------------------------------
     def where(self, deployment: str | None = None, since=None, until=None, request_id: str | None = None) -> str | None:

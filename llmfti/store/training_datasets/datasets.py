@@ -6,7 +6,8 @@ dataset, lineage `kind: preferences`, holds prompt_ids, chosen_ids and rejected_
 `_training_datasets` (lineage JSON + content hash; written last, so it is the commit point), and
 `artifacts/datasets/NAME/N/` holding dataset.json (the lineage: artifacts carry their config), the
 pinned tokenizer and prompt template. Versions are allocated by an atomic mkdir (see
-`llmfti.home.claim_version_dir`), so concurrent creators never share a number.
+`llmfti.home.claim_version_dir`; a conditional put on an object-store home, whose version folders are
+uploaded before the row and fetched before they are read), so concurrent creators never share a number.
 
 Storage only: `llmfti.pipelines.training_dataset` builds datasets and calls `write`.
 """
@@ -91,6 +92,7 @@ class TrainingDataset:
         from llmfti.transforms.model_dependent.fingerprint import differences
 
         e = self.lineage["encoder"]
+        self.datasets.store.home.fetch(self.artifacts_dir)  # object-store home: into this host's cache
         template = PromptTemplate.model_validate(e["template"])
         enc = PromptEncoder.from_model_dir(self.artifacts_dir / "tokenizer", template, e["max_prompt_tokens"], e["max_answer_tokens"])
         diffs = differences(e["components"], enc.fingerprint_components)
@@ -126,9 +128,7 @@ class TrainingDatasets:
         """Store built examples as NAME:<next version> with `lineage` (completed here with the ref,
         version, table, artifacts folder, creation time and content hash) and the pinned encoder files.
         All or nothing: a failure removes the table and the version folder."""
-        from llmfti.home import claim_version_dir
-
-        version, vdir = claim_version_dir(self.root / name, [r["version"] for r in self._rows(f"name = {sql_quote(name)}")])
+        version, vdir = self.store.home.claim_version_dir(self.root / name, [r["version"] for r in self._rows(f"name = {sql_quote(name)}")])
         table_name = f"td__{name}__v{version}"
         try:
             return self._write(name, version, vdir, table_name, rows, content_hash, lineage, encoder)
@@ -148,8 +148,9 @@ class TrainingDatasets:
         now = datetime.now(timezone.utc)
         ref = f"{name}:{version}"
         lineage = {**lineage, "ref": ref, "name": name, "version": version, "table": table_name, "created_at": now.isoformat(),
-                   "artifacts": str(vdir), "content_hash": content_hash}
+                   "artifacts": self.store.home.artifact_uri(vdir), "content_hash": content_hash}
         (vdir / "dataset.json").write_text(json.dumps(lineage, indent=2, sort_keys=True, default=str), encoding="utf-8")
+        self.store.home.publish(vdir)  # object-store home: the folder before the row (the commit point)
         row = {"key": ref, "name": name, "version": version, "table_name": table_name, "content_hash": content_hash,
                "rows": len(rows), "lineage": json.dumps(lineage, sort_keys=True, default=str), "created_at": now}
         self._meta.insert_unique(row, "key")  # the commit point: written last
