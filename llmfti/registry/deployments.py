@@ -235,6 +235,7 @@ def find_passing_eval(home: ProjectHome, key: str, model: str, suite: str | None
     the newest result decides: a failing re-run revokes an earlier pass."""
     from llmfti.registry import ModelRegistry
 
+    home = ProjectHome.at(home)  # callers pass a ProjectHome or a plain folder
     evals = ModelRegistry(home).evals(model, tuple_key=key)
     if suite is not None:
         evals = [e for e in evals if e.suite == suite and (suite_version is None or e.suite_version == suite_version)]

@@ -22,7 +22,9 @@ MAX_LOOKBACK = 64
 
 class CommitPolicy:
     def __init__(self, home, record, config, tables, *, recheck_s: float = 5.0, clock=time.monotonic):
-        self.home, self.config, self.tables = home, config, tables
+        from llmfti.home import ProjectHome
+
+        self.home, self.config, self.tables = ProjectHome.at(home), config, tables
         self.recheck_s, self.clock = recheck_s, clock
         checks = dict(record.get("checks") or {})
         pinned = record.get("commit")
