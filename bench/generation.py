@@ -4,14 +4,15 @@ prompt with 4 retrieved contexts), greedy, 64 new tokens.
 
     python bench/generation.py [--quick] [--threads 2]
 
-Rows (each measured in this run, same prompts, same token ids, same answer length):
+Rows (each measured in this run, same prompts, same token ids, at most 64 new tokens):
 - llama.cpp: llama-cpp-python on the package's Q4_1 GGUF (the peer a local user would pick), the
   prompt given as token ids; concurrency through its server with default settings when installed;
 - llmfti TransformersGenerator as the product serves it (dtype auto, static KV cache, batching),
   without and with the int8 decode path (`backend.quantize: int8`), and fp32 as a like-for-like row.
 
-Columns: prefill seconds (prompt -> first token), decode tokens/s (tokens 2..64), end to end, and
-aggregate tokens/s with 8 concurrent requests. Ratios are against llama.cpp measured in the same run.
+Columns: prefill seconds (prompt -> first token), decode tokens/s (tokens after the first, counted
+per prompt: both sides stop at EOS), end to end, tokens produced (mean; greedy answers can differ in
+length where the numeric paths differ), and aggregate tokens/s with 8 concurrent requests. Ratios are against llama.cpp measured in the same run.
 llama-cpp-python is not a dependency: `pip install llama-cpp-python` (a ~6 minute native build) or
 the row says it is missing.
 """
@@ -70,7 +71,7 @@ def measure_llmfti(gen, ids_list) -> dict:
         return GenerationRequest(input_ids=ids, settings=GenerationSettings(max_new_tokens=n, timeout_s=600))
 
     gen.generate(request(ids_list[0][:64], 4))  # warm: first-call overheads are not the model's speed
-    prefill, e2e = [], []
+    prefill, e2e, counts = [], [], []
     for ids in ids_list:
         t = time.perf_counter()
         gen.generate(request(ids, 1))
@@ -78,13 +79,21 @@ def measure_llmfti(gen, ids_list) -> dict:
         t = time.perf_counter()
         out = gen.generate(request(ids, NEW_TOKENS))
         e2e.append(time.perf_counter() - t)
-        assert out.completion_tokens >= 1
-    return _summary(prefill, e2e) | {"aggregate_8": _concurrent(lambda ids: gen.generate(request(ids, NEW_TOKENS)).completion_tokens, ids_list)}
+        counts.append(_produced(out))
+    return _summary(prefill, e2e, counts) | {"aggregate_8": _concurrent(lambda ids: _produced(gen.generate(request(ids, NEW_TOKENS))), ids_list)}
 
 
-def _summary(prefill, e2e) -> dict:
-    p, e = statistics.median(prefill), statistics.median(e2e)
-    return {"prefill_s": p, "decode_tok_s": (NEW_TOKENS - 1) / max(e - p, 1e-9), "e2e_s": e}
+def _produced(out) -> int:
+    # The tokens the model computed: an answer that ended with EOS also computed the EOS (not in the text).
+    return out.completion_tokens + (out.finish_reason == "stop")
+
+
+def _summary(prefill, e2e, counts) -> dict:
+    """Medians over prompts; decode speed per prompt from the tokens it really produced (an answer
+    that stops early at EOS must not count as 64 tokens)."""
+    decode = [(n - 1) / max(e - p, 1e-9) for p, e, n in zip(prefill, e2e, counts) if n > 1]
+    return {"prefill_s": statistics.median(prefill), "decode_tok_s": statistics.median(decode) if decode else float("nan"),
+            "e2e_s": statistics.median(e2e), "tokens": statistics.mean(counts)}
 
 
 def _concurrent(run_one, ids_list, clients: int = 8) -> float:
@@ -119,17 +128,17 @@ def measure_llama(llm, ids_list) -> dict:
             out.append(tok)
             if marks is not None and len(out) == 1:
                 marks.append(time.perf_counter() - t)  # time to the first token: the prefill
-            if len(out) >= n:
+            if len(out) >= n or tok == llm.token_eos():  # stops at EOS as its server does, and as llmfti does
                 break
         if marks is not None:
             marks.append(time.perf_counter() - t)
         return len(out)
 
     run(ids_list[0][:64], 4)
-    prefill, e2e = [], []
+    prefill, e2e, counts = [], [], []
     for ids in ids_list:
         marks: list[float] = []
-        run(ids, NEW_TOKENS, marks)
+        counts.append(run(ids, NEW_TOKENS, marks))
         prefill.append(marks[0])
         e2e.append(marks[1])
     lock = threading.Lock()  # one Llama context serves one request at a time, as a single-slot server does
@@ -138,7 +147,7 @@ def measure_llama(llm, ids_list) -> dict:
         with lock:
             return run(ids, NEW_TOKENS)
 
-    return _summary(prefill, e2e) | {"aggregate_8": _concurrent(serial, ids_list)}
+    return _summary(prefill, e2e, counts) | {"aggregate_8": _concurrent(serial, ids_list)}
 
 
 def main() -> None:
@@ -168,9 +177,9 @@ def main() -> None:
         rows[label] = measure_llmfti(gen, ids_list)
         gen.close()
     peer = next((r for k, r in rows.items() if k.startswith("llama.cpp")), None)
-    print(f"\n{'':<54}{'prefill s':>10}{'decode tok/s':>14}{'e2e s':>8}{'8 clients tok/s':>17}" + ("   vs llama.cpp: prefill / decode / e2e / 8 clients" if peer else ""))
+    print(f"\n{'':<54}{'prefill s':>10}{'decode tok/s':>14}{'e2e s':>8}{'tokens':>8}{'8 clients tok/s':>17}" + ("   vs llama.cpp: prefill / decode / e2e / 8 clients" if peer else ""))
     for label, r in rows.items():
-        line = f"{label:<54}{r['prefill_s']:>10.2f}{r['decode_tok_s']:>14.1f}{r['e2e_s']:>8.2f}{r['aggregate_8']:>17.1f}"
+        line = f"{label:<54}{r['prefill_s']:>10.2f}{r['decode_tok_s']:>14.1f}{r['e2e_s']:>8.2f}{r['tokens']:>8.1f}{r['aggregate_8']:>17.1f}"
         if peer:
             line += (f"   {peer['prefill_s'] / r['prefill_s']:.2f}x / {r['decode_tok_s'] / peer['decode_tok_s']:.2f}x / "
                      f"{peer['e2e_s'] / r['e2e_s']:.2f}x / {r['aggregate_8'] / peer['aggregate_8']:.2f}x")

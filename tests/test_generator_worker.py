@@ -155,3 +155,44 @@ def test_the_greedy_loop_returns_what_model_generate_returns(tiny, prompts):
                              pad_token_id=tok.pad_token_id, cache_implementation="static")
         mine = gen._greedy(ids, mask, 16, None, lambda *_: False)
     assert torch.equal(ref, mine)
+
+
+@pytest.mark.parametrize("rows,decode_threads", [(1, 1), (8, 2)], ids=["one-row-decodes-on-one-thread", "eight-rows-keep-every-thread"])
+def test_small_decodes_run_on_one_thread_and_the_count_comes_back(tiny, rows, decode_threads):
+    """Off the main thread, a decode step of a few rows is hundreds of tiny ops that run faster on one
+    intra-op thread (bench/generation.md); prefill keeps every thread, and so do wide batches. The
+    process-wide count is restored afterwards, also when a step fails."""
+    import torch
+
+    model, tok = tiny
+    gen = _generator(tiny, max_batch_size=8)
+    seen = []
+    real = gen.model.forward
+
+    def recording(*args, **kwargs):
+        seen.append((kwargs["input_ids"].shape[1], torch.get_num_threads()))
+        return real(*args, **kwargs)
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    gen.model.forward = recording
+    try:
+        ids = torch.tensor([tok("the with statement wraps", add_special_tokens=False)["input_ids"]] * rows)
+        with torch.inference_mode():
+            gen._greedy(ids, torch.ones_like(ids), 4, None, lambda *_: False)
+        assert seen[0] == (ids.shape[1], 2)  # the prefill
+        assert {n for width, n in seen[1:]} == {decode_threads} and len(seen) == 4
+        assert torch.get_num_threads() == 2
+
+        def failing(*args, **kwargs):
+            if kwargs["input_ids"].shape[1] == 1:
+                raise RuntimeError("step failed")
+            return real(*args, **kwargs)
+
+        gen.model.forward = failing
+        with pytest.raises(RuntimeError), torch.inference_mode():
+            gen._greedy(ids, torch.ones_like(ids), 4, None, lambda *_: False)
+        assert torch.get_num_threads() == 2
+    finally:
+        gen.model.forward = real
+        torch.set_num_threads(before)

@@ -12,6 +12,7 @@ import queue
 import threading
 import time
 from concurrent.futures import Future
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from llmfti.models.generation import Generation, GenerationRequest, GenerationTimeout, Generator
@@ -210,23 +211,50 @@ class TransformersGenerator(Generator):
         generated = []
         done = torch.zeros(batch, dtype=torch.bool, device=ids.device)
         last = positions[:, -1]
-        for step in range(max_new):
-            token = out.logits[:, -1, :].argmax(-1)
-            token = torch.where(done, torch.full_like(token, self.pad_token_id), token)
-            generated.append(token)
-            if streamer is not None:
-                streamer.put(token.cpu())
-            done |= token == self.eos_token_id
-            if bool(done.all()) or step == max_new - 1 or stop(None, None):
-                break
-            last = last + 1
-            if padded:
-                mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=mask.device)], dim=-1)
-            out = self.model(input_ids=token[:, None], attention_mask=mask if padded else None, position_ids=last[:, None],
-                             past_key_values=cache, cache_position=torch.tensor([width + step], device=ids.device), use_cache=True)
+        with _decode_threads(batch if ids.device.type == "cpu" else None):
+            for step in range(max_new):
+                token = out.logits[:, -1, :].argmax(-1)
+                token = torch.where(done, torch.full_like(token, self.pad_token_id), token)
+                generated.append(token)
+                if streamer is not None:
+                    streamer.put(token.cpu())
+                done |= token == self.eos_token_id
+                if bool(done.all()) or step == max_new - 1 or stop(None, None):
+                    break
+                last = last + 1
+                if padded:
+                    mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=mask.device)], dim=-1)
+                out = self.model(input_ids=token[:, None], attention_mask=mask if padded else None, position_ids=last[:, None],
+                                 past_key_values=cache, cache_position=torch.tensor([width + step], device=ids.device), use_cache=True)
         if streamer is not None:
             streamer.end()
         return torch.cat([ids, torch.stack(generated, dim=1)], dim=1)
+
+
+# Decoding a few sequences on a CPU runs faster on one intra-op thread when it happens off the main
+# thread (the generator's worker): each decode step is a few hundred tiny ops, and once more than one
+# thread has an OpenMP team (the worker's, the main thread's, a request thread's embedder) libgomp
+# stops spinning between parallel regions, so every op waits for sleeping helpers to wake. Measured on
+# 2 cores (int4, ~600-token prompts, bench/generation.md): 45-50 ms/token on 2 threads, 25-27 ms on 1.
+# From 8 rows on, a step has enough arithmetic for 2 threads to win (89 vs 105 ms/step). Prefill keeps
+# every thread. torch's thread count is process-wide: other work during a decode runs on one thread
+# too, which on a small CPU leaves the other core to it.
+SINGLE_THREAD_DECODE_ROWS = 4
+
+
+@contextmanager
+def _decode_threads(rows: int | None):
+    import torch
+
+    before = torch.get_num_threads()
+    if rows is None or rows > SINGLE_THREAD_DECODE_ROWS or before == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _same_sampling(a: _Job, b: _Job) -> bool:
