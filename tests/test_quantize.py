@@ -103,3 +103,18 @@ def test_quantized_models_decode_padded_batches(bits):
         t.join()
     gen.close()
     assert [o.completion_tokens for o in out] == [6, 6, 6] and gen.batches_run < 3
+
+
+def test_the_demo_and_the_gate_decode_unquantized_as_the_readme_says():
+    """README: quantization can change greedy answers, so the demo deployment (which the eval gate
+    evaluates) keeps `quantize: none`; a change here must change the README too."""
+    from pathlib import Path
+
+    import yaml
+
+    from llmfti.config.deployments import DeploymentConfig
+
+    root = Path(__file__).resolve().parents[1]
+    config = DeploymentConfig.model_validate(yaml.safe_load((root / "configs/deployments/python-docs.yaml").read_text()))
+    assert config.backend.quantize == "none"
+    assert "the demo and the eval\ngate keep `none`" in (root / "README.md").read_text()
