@@ -59,11 +59,7 @@ def _render(r: dict) -> None:
                   f"EOS in {g['eos']['with_eos']}/{g['eos']['probes']} probe generations")
         if g["eos"].get("warning"):
             out.print(f"  [yellow]warning:[/] {esc(g['eos']['warning'])}")
-    reg = r["registration"]
-    if reg.get("registered"):
-        out.print(f"  registered as [bold]{reg.get('ref')}[/]")
-    else:
-        out.print(f"  [yellow]not registered:[/] {esc(reg.get('reason'))}")
+    _print_registration(out, r["registration"])
 
 
 def _render_dpo(r: dict) -> None:
@@ -85,7 +81,10 @@ def _render_dpo(r: dict) -> None:
                   + (f"; EOS in {g['eos']['with_eos']}/{g['eos']['probes']} probe generations" if g.get("eos", {}).get("checked") else ""))
     if g.get("eos", {}).get("warning"):
         out.print(f"  [yellow]warning:[/] {esc(g['eos']['warning'])}")
-    reg = r["registration"]
+    _print_registration(out, r["registration"])
+
+
+def _print_registration(out, reg: dict) -> None:
     if reg.get("registered"):
         out.print(f"  registered as [bold]{reg.get('ref')}[/]")
     else:

@@ -22,7 +22,7 @@ import math
 from pathlib import Path
 
 from llmfti.errors import ConfigError
-from llmfti.training.guards import AdapterNoOpError
+from llmfti.training.guards import AdapterNoOpError, logit_delta
 
 PAIR_KEYS = ("prompt_ids", "chosen_ids", "rejected_ids")
 REF_ADAPTER = "ref"  # the name TRL gives the frozen copy of a pre-trained adapter
@@ -147,19 +147,10 @@ def _num(v):
 def check_changes_policy(peft_model, probe_ids: list[int], *, min_delta: float = 1e-4, device=None) -> float:
     """Max |logit difference| on the probe between the aligned adapter and the reference policy (the
     frozen parent adapter, or the base model); at or below `min_delta` raises AdapterNoOpError."""
-    import torch
     from trl.trainer.utils import use_adapter
 
-    device = device or next(peft_model.parameters()).device
-    x = torch.tensor([probe_ids], device=device)
-    was_training = peft_model.training
-    peft_model.eval()
-    with torch.no_grad():
-        on = peft_model(input_ids=x, use_cache=False).logits.float()
-        with use_adapter(peft_model, REF_ADAPTER if REF_ADAPTER in peft_model.peft_config else None):
-            off = peft_model(input_ids=x, use_cache=False).logits.float()
-    peft_model.train(was_training)
-    delta = float((on - off).abs().max())
+    reference = REF_ADAPTER if REF_ADAPTER in peft_model.peft_config else None
+    delta = logit_delta(peft_model, probe_ids, lambda: use_adapter(peft_model, reference), device=device)
     if not delta > min_delta:  # also catches NaN
         raise AdapterNoOpError(
             f"alignment did not change the model's output relative to the reference policy (max |logit delta| {delta:.3g} <= {min_delta:g})",

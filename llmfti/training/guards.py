@@ -62,6 +62,18 @@ def check_labels_end_with_eos(examples: list[dict], eos_ids: set[int], mode: str
 
 def check_adapter_changes_output(peft_model, probe_ids: list[int], *, min_delta: float = 1e-4, device=None) -> float:
     """Max |logit difference| on the probe between adapter on and off; below `min_delta` raises."""
+    delta = logit_delta(peft_model, probe_ids, peft_model.disable_adapter, device=device)
+    if not delta > min_delta:  # also catches NaN
+        raise AdapterNoOpError(
+            f"the adapter does not change the model's output (max |logit delta| {delta:.3g} <= {min_delta:g})",
+            hint="check lr, lora.target_modules and that training ran any steps",
+        )
+    return delta
+
+
+def logit_delta(peft_model, probe_ids: list[int], reference, *, device=None) -> float:
+    """Max |logit difference| on the probe between the model as it is and inside the `reference()`
+    context (adapter disabled, or another adapter active); the model's train/eval mode is kept."""
     import torch
 
     device = device or next(peft_model.parameters()).device
@@ -70,16 +82,10 @@ def check_adapter_changes_output(peft_model, probe_ids: list[int], *, min_delta:
     peft_model.eval()
     with torch.no_grad():
         on = peft_model(input_ids=x, use_cache=False).logits.float()
-        with peft_model.disable_adapter():
+        with reference():
             off = peft_model(input_ids=x, use_cache=False).logits.float()
     peft_model.train(was_training)
-    delta = float((on - off).abs().max())
-    if not delta > min_delta:  # also catches NaN
-        raise AdapterNoOpError(
-            f"the adapter does not change the model's output (max |logit delta| {delta:.3g} <= {min_delta:g})",
-            hint="check lr, lora.target_modules and that training ran any steps",
-        )
-    return delta
+    return float((on - off).abs().max())
 
 
 def check_emits_eos(peft_model, prompts: list[list[int]], eos_ids: set[int], *, max_new_tokens: int,
