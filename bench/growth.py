@@ -275,6 +275,8 @@ def build_log(store, rows: int, seed: int) -> None:
             "timings_ms": ['{"total": 2600}'] * n, "status": status.tolist(), "error": [None] * n,
             "query_vector": list(vecs / np.linalg.norm(vecs, axis=1, keepdims=True)),
         }
+        for field in schema:  # columns added to the log later (origin, host, ...) stay null, as in older logs
+            data.setdefault(field.name, [None] * n)
         tbl.add(pa.Table.from_pydict(data, schema=schema))
     ensure_log_indexes(tbl)
 
@@ -427,7 +429,7 @@ def plot(fgs: list[dict], logs: list[dict], path: str) -> None:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="10k and 100k chunks and log rows (minutes)")
-    ap.add_argument("--sizes", help="chunk counts, comma-separated (default 10000,100000,1000000; --quick 10000,100000)")
+    ap.add_argument("--sizes", help="chunk counts, comma-separated (default 10000,100000,1000000; --quick 10000,100000; '' for none)")
     ap.add_argument("--log-sizes", help="log rows, comma-separated (default as --sizes)")
     ap.add_argument("--queries", type=int, default=200, help="cold search queries per size")
     ap.add_argument("--log-queries", type=int, default=20)
@@ -442,8 +444,10 @@ def main(argv=None) -> int:
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
     default = "10000,100000" if args.quick else "10000,100000,1000000"
-    sizes = [int(s) for s in (args.sizes or default).split(",")]
-    log_sizes = [int(s) for s in (args.log_sizes or args.sizes or default).split(",")]
+    # An empty list skips that part: --sizes '' --log-sizes 10000,1000000 runs the log alone.
+    sizes = [int(s) for s in (default if args.sizes is None else args.sizes).split(",") if s.strip()]
+    log_spec = args.log_sizes if args.log_sizes is not None else (args.sizes if args.sizes is not None else default)
+    log_sizes = [int(s) for s in log_spec.split(",") if s.strip()]
     if args.quick:
         args.queries = min(args.queries, 100)
 
