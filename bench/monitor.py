@@ -151,8 +151,9 @@ def write_rows(home: Path, n: int, chunk_ids: list[str], *, batch: int = 100_000
         }
         flat = vectors[pick].reshape(-1)
         offsets = pa.array(np.arange(0, (m + 1) * 64, 64, dtype=np.int32))
-        arrays = [pa.array(cols[f.name], type=f.type) for f in schema if f.name != "query_vector"]
-        arrays.append(pa.ListArray.from_arrays(offsets, pa.array(flat, type=pa.float32())))
+        vector = pa.ListArray.from_arrays(offsets, pa.array(flat, type=pa.float32()))
+        # In the schema's order; columns added to the log later (origin, host, ...) stay null, as in older logs.
+        arrays = [vector if f.name == "query_vector" else pa.array(cols.get(f.name, [None] * m), type=f.type) for f in schema]
         table.table().add(pa.Table.from_arrays(arrays, schema=schema))
 
 
