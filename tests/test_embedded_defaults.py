@@ -48,3 +48,19 @@ def test_minilm_token_counts_are_raw():
     emb = load_embedder(FeatureConfig().embedder)
     assert len(emb.token_offsets("hello world")) == 2
     assert len(emb.token_offsets("word " * 300)) == 300
+
+
+def test_the_default_embedder_resolves_from_a_plain_home_folder(tmp_path):
+    """Library callers (bench/scale.py through check_deployment) pass a home as a plain folder: the
+    default embedder must resolve the same as with a ProjectHome (it crashed on `models_dir`)."""
+    from pathlib import Path
+
+    from llmfti.home import ProjectHome
+    from llmfti.models.embedders import resolve_embedder_path
+
+    home = tmp_path / "home"
+    pulled = Path(ProjectHome.at(home).models_dir) / "embedders" / "all-MiniLM-L6-v2"
+    pulled.mkdir(parents=True)
+    (pulled / "config.json").write_text("{}")
+    assert resolve_embedder_path("all-MiniLM-L6-v2", home) == str(pulled)
+    assert resolve_embedder_path("all-MiniLM-L6-v2", ProjectHome.at(home)) == str(pulled)

@@ -57,6 +57,9 @@ def resolve_embedder_path(model: str, home=None) -> str:
 
     if model in DEFAULT_EMBEDDER_ALIASES:
         if home is not None:
+            from llmfti.home import ProjectHome
+
+            home = ProjectHome.at(home)  # callers pass a ProjectHome or a plain home folder
             pulled = Path(home.models_dir) / "embedders" / DEFAULT_EMBEDDER
             if (pulled / "config.json").is_file():
                 return str(pulled)
