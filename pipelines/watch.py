@@ -147,7 +147,16 @@ def watch(fg, root: str | Path, *, config=None, embedder=None, on_batch: Callabl
     events = changes if changes is not None else watchfiles.watch(
         root, debounce=debounce_ms, step=min(50, debounce_ms), stop_event=stop_event, yield_on_timeout=True,
         rust_timeout=max(100, int(settle_s * 1000)), raise_interrupt=False, force_polling=force_polling)
+    registered = changes is not None
     for batch in events:
+        if not registered:
+            # The file watcher exists from its first yield on (watchfiles yields at least every rust_timeout):
+            # what changed between the catch-up scan and now raised no event, so scan once more. A no-op
+            # scan loads no model and makes no commit.
+            registered = True
+            gap = ingest(fg, [str(root)], config=config, embedder=embedder, sync=True, progress=False)
+            if gap.committed:
+                done(gap)
         pending.add((change.name if hasattr(change, "name") else str(change), path) for change, path in batch)
         upserts, deletes = pending.ready()
         if upserts or deletes:

@@ -83,6 +83,33 @@ def test_real_file_events_reach_the_feature_group(store, tmp_path, hash_config):
     assert doc_ids(fg) == ["a.md", "new.md"]
 
 
+def test_a_change_between_the_catch_up_and_the_watcher_is_not_missed(store, tmp_path, hash_config):
+    """The file watcher starts after the catch-up scan: a file written in between raises no event.
+    Written here from the catch-up's own callback (exactly that gap), it must still be ingested."""
+    root = tmp_path / "corpus"
+    write(root / "a.md", "# A\n\nAlpha.\n")
+    fg = store.feature_group("docs", must_exist=False)
+    stop, batches = threading.Event(), []
+
+    def on_batch(summary):
+        batches.append(summary)
+        if len(batches) == 1:  # the catch-up has committed; the watcher does not exist yet
+            write(root / "gap.md", "# Gap\n\nWritten before the watcher started.\n")
+
+    thread = threading.Thread(target=watch, args=(fg, root), kwargs=dict(config=hash_config, on_batch=on_batch, stop_event=stop,
+                                                                            debounce_ms=100, settle_s=0.2), daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not batches and time.time() < deadline:
+        time.sleep(0.05)
+    while "gap.md" not in doc_ids(fg) and time.time() < deadline:
+        time.sleep(0.1)
+    stop.set()
+    thread.join(timeout=20)
+    assert not thread.is_alive()
+    assert doc_ids(fg) == ["a.md", "gap.md"]
+
+
 @pytest.mark.integration
 def test_ctrl_c_finishes_the_batch_and_sigkill_loses_nothing_a_restart_does_not_recover(home, tmp_path):
     root = tmp_path / "corpus"
