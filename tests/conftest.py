@@ -48,3 +48,13 @@ def corpus(tmp_path) -> Path:
     write(root / "loops.md", "---\ndate: 2024-03-01\nauthor: guido\n---\n# Loops\n\nA for loop iterates over an iterable. A while loop repeats while a condition holds.\n")
     write(root / "sub" / "gen.txt", "Generators yield values lazily, one at a time, and keep their state between calls.\n")
     return root
+
+
+def load_bench(name: str):
+    """A benchmark script under bench/ as a module (bench/ is not a package): its helpers are tested."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", Path(__file__).resolve().parents[1] / "bench" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

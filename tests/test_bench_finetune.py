@@ -3,21 +3,17 @@ shape see the same real and answer tokens in every step and end at the same fini
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
 import pytest
 
+from conftest import load_bench
+
 pytestmark = pytest.mark.slow
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_finetune", REPO / "bench" / "finetune.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("finetune")
 
 
 def test_quick_tiny_run_is_like_with_like():

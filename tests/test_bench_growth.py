@@ -3,17 +3,11 @@ the log later (as `origin` was) must not break the benchmark (the 1M run crashed
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
+from conftest import load_bench
 
 
 def _bench():
-    spec = importlib.util.spec_from_file_location("bench_growth", REPO / "bench" / "growth.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("growth")
 
 
 def test_the_synthetic_log_fills_every_column_of_the_current_schema(tmp_path):
@@ -32,9 +26,7 @@ def test_the_synthetic_log_fills_every_column_of_the_current_schema(tmp_path):
 def test_the_monitor_benchmark_writes_rows_of_the_current_log_schema(tmp_path):
     """bench/monitor.py writes its synthetic rows column by column: they must follow the log's schema
     as it is now (the full run crashed on the `origin` column added for batch inference)."""
-    spec = importlib.util.spec_from_file_location("bench_monitor", REPO / "bench" / "monitor.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = load_bench("monitor")
     from llmfti.store import FeatureStore
     from llmfti.store.inference_log import InferenceLog
 
