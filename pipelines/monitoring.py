@@ -14,16 +14,16 @@ What it reads, and what it bounds so that the cost stays flat as the log grows:
 - the baseline's vectors, sampled the same way: `eval:SUITE` and `td:NAME:N` questions embedded with
   the deployment's feature-group embedder (as the online pipeline embeds them), `window:T1..T2` the
   vectors logged then.
-The latency and score reference is the `window:` baseline when one is given, else the period of the
+The latency and score reference is the `window:` baseline when one is given (arguments parsed by
+`llmfti.pipelines.monitor_args`), else the period of the
 same length just before `since`.
 """
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -31,60 +31,17 @@ import numpy as np
 from llmfti.errors import ConfigError
 from llmfti.logs import get_logger
 from llmfti.monitoring.alerts import AlertThresholds, check_alerts
-from llmfti.sources.timeparse import parse_time, utcnow
+from llmfti.pipelines.monitor_args import parse_baseline, parse_commits, parse_when
+from llmfti.sources.timeparse import utcnow
 
 logger = get_logger(__name__)
 
 SAMPLE = 2000  # vectors (and rows read in full) per window
 GROUNDING_SAMPLE = 500  # answers whose contexts are read back from the feature group
 MIN_VECTORS = 10  # per window, for a drift test
-_RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 JUDGE_NOTE = ("not computed by monitor: the Ragas judge metrics cost one judge call per sampled answer (and several runs for an "
               "interval), more than the whole report; the lexical grounding proxy needs no judge. `llmfti eval` runs them on a suite "
               "when LLMFTI_JUDGE_BASE_URL is set.")
-
-
-def parse_when(value, now: datetime, what: str = "time") -> datetime | None:
-    """An ISO-8601 time, or a duration before `now`: '90m', '24h', '7d', '2w'."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str) and (m := _RELATIVE.match(value)):
-        return now - timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
-    try:
-        return parse_time(value)
-    except ValueError:
-        raise ConfigError(f"{what} {value!r} is neither an ISO-8601 time (2026-11-26T08:00:00Z) nor a duration ago (90m, 24h, 7d)") from None
-
-
-@dataclass
-class Baseline:
-    kind: str  # eval | td | window
-    ref: str  # what follows "kind:"
-    since: datetime | None = None  # window only
-    until: datetime | None = None
-
-    @property
-    def label(self) -> str:
-        return f"{self.kind}:{self.ref}"
-
-
-def parse_baseline(spec: str | None, now: datetime) -> Baseline | None:
-    """`eval:SUITE`, `td:NAME:N` (or `td:NAME`, its latest version) or `window:T1..T2`."""
-    if not spec:
-        return None
-    kind, _, ref = spec.partition(":")
-    if kind not in ("eval", "td", "window") or not ref:
-        raise ConfigError(f"--baseline {spec!r}: expected eval:SUITE, td:NAME:N or window:T1..T2")
-    if kind != "window":
-        return Baseline(kind, ref)
-    start, sep, end = ref.partition("..")
-    if not sep:
-        raise ConfigError(f"--baseline {spec!r}: a window is window:T1..T2 (e.g. window:2026-11-01..2026-11-08 or window:14d..7d)")
-    b = Baseline(kind, ref, parse_when(start, now, "baseline start"), parse_when(end, now, "baseline end") or now)
-    if b.since is not None and b.since >= b.until:
-        raise ConfigError(f"--baseline {spec!r}: the window is empty (start {b.since.isoformat()} is not before end {b.until.isoformat()})")
-    return b
 
 
 @dataclass
@@ -370,7 +327,7 @@ def monitor(home, deployment: str, *, since=None, until=None, baseline: str | No
     if since_t is not None and since_t >= until_t:
         raise ConfigError(f"the window is empty: --since {since_t.isoformat()} is not before --until {until_t.isoformat()}")
     base = parse_baseline(baseline, now)
-    commit_pair = _parse_commits(commits)
+    commit_pair = parse_commits(commits)
     t = thresholds or AlertThresholds()
     m = _Monitor(home, deployment, t, sample, permutations, seed, suites_root)
     log = InferenceLog(m.store)
@@ -423,12 +380,3 @@ def monitor(home, deployment: str, *, since=None, until=None, baseline: str | No
         "grounding": grounding_scores, **drift_plot,
     }
     return MonitorRun(result, plot_data)
-
-
-def _parse_commits(spec: str | None) -> tuple[str, str] | None:
-    if not spec:
-        return None
-    a, sep, b = spec.partition("..")
-    if not sep or not a or not b:
-        raise ConfigError(f"--commits {spec!r}: expected C1..C2 (commit numbers, tags, or 'latest')")
-    return a, b

@@ -178,7 +178,8 @@ def score(store, records: str, scorers: list, *, contexts: str | None = None) ->
     score their new records with the same scorers. `contexts`: the documents feature group the
     records' context_ids name (default: the records' synthesis lineage)."""
     from llmfti.errors import ConfigError
-    from llmfti.pipelines.feature import IngestSummary, _record_run, scoring_env, scoring_inputs
+    from llmfti.pipelines.feature import IngestSummary, _record_run
+    from llmfti.pipelines.record_scoring import scoring_env, scoring_inputs
     from llmfti.sources.timeparse import utcnow
     from llmfti.transforms import scoring
 

@@ -39,7 +39,7 @@ def _key(source_name: str) -> str:
 def stored_positions(fg, source_name: str) -> dict[int, int]:
     """The next offset to read per partition for `source_name`, from the feature group's commits
     (and its run records): where the last committed batch ended."""
-    from llmfti.pipelines.feature import commit_properties
+    from llmfti.pipelines.feature_commit import commit_properties
 
     key = _key(source_name)
     found: list[dict] = []

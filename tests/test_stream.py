@@ -10,7 +10,7 @@ import uuid
 import pytest
 
 from conftest import write
-from llmfti.pipelines.feature import commit_properties
+from llmfti.pipelines.feature_commit import commit_properties
 from llmfti.pipelines.stream import PREFIX, stored_positions, stream_ingest
 from llmfti.sources.stream import JsonlReplay, KafkaSource, StreamMessage, message_items
 

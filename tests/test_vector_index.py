@@ -48,3 +48,33 @@ def test_the_quantized_index_keeps_recall_and_reports_exact_cosines(tmp_path):
         # The refine pass re-ranks on full vectors: scores are the exact cosines, not int8 estimates.
         assert np.allclose([r["score"] for r in got], exact[ids], atol=1e-5)
     assert np.mean(recalls) >= 0.95
+
+
+def test_new_rows_join_the_vector_index_as_a_delta_and_enough_of_them_retrain_it(tmp_path):
+    """A commit's few new rows are indexed (not left to a full scan by every query) without retraining;
+    past the stale fraction the index is retrained into one segment."""
+    import lancedb
+
+    from llmfti.store.indexing import ensure_indexes
+
+    vectors, centers, rng = _clustered(6000)
+
+    def rows(start, stop):
+        return pa.table({"chunk_id": [f"c{i}" for i in range(start, stop)], "text": [f"text {i}" for i in range(start, stop)],
+                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors[start:stop].ravel()), DIM)})
+
+    tbl = lancedb.connect(str(tmp_path)).create_table("t", rows(0, 4000))
+    assert "vector" in ensure_indexes(tbl, threshold=1000)
+    stats = lambda: tbl.index_stats([i.name for i in tbl.list_indices() if "vector" in list(i.columns)][0])  # noqa: E731
+
+    tbl.add(rows(4000, 4200))  # 5 %: a delta segment, no retraining
+    assert "vector+" in ensure_indexes(tbl, threshold=1000)
+    assert (stats().num_unindexed_rows, stats().num_indices) == (0, 2)
+    found = tbl.search(vectors[4100]).distance_type("cosine").nprobes(32).limit(1).to_list()[0]
+    assert found["chunk_id"] == "c4100"
+
+    tbl.add(rows(4200, 4400))  # another 5 %: 400 rows since training, still under 10 % of 4400
+    assert "vector+" in ensure_indexes(tbl, threshold=1000)
+    tbl.add(rows(4400, 4600))  # 600 rows since training: more than 10 % of 4600, so retrained
+    assert "vector" in ensure_indexes(tbl, threshold=1000)
+    assert (stats().num_unindexed_rows, stats().num_indices) == (0, 1)

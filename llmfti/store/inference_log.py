@@ -40,6 +40,9 @@ Cost stays flat as the log grows (bench/growth.py):
   rewritten), new rows go into the indices as delta segments (merged once MERGE_SEGMENTS pile up),
   and versions superseded more than `keep_within` ago are pruned (nothing pins log versions), so
   versions and fragments are bounded by the policy, not by uptime.
+
+This module is the write side (segments, flush, takeover); the table's schema is
+`llmfti.store.log_schema`, reads are `llmfti.store.log_reads`, maintenance `llmfti.store.log_maintenance`.
 """
 
 from __future__ import annotations
@@ -50,49 +53,21 @@ import os
 import threading
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 from llmfti.background import Periodic
 from llmfti.logs import get_logger
 from llmfti.sources.timeparse import parse_time, utcnow
+from llmfti.store.log_maintenance import LOG_KEEP_WITHIN, LOG_TARGET_ROWS, LogMaintenance, ensure_log_indexes
+from llmfti.store.log_reads import LogReads
+from llmfti.store.log_schema import JSON_FIELDS, LOG_TABLE, VECTOR_FIELD, log_schema
 
-LOG_TABLE = "_inference_log"
-# Compaction target of the log: a full fragment is never rewritten, so one compaction rewrites at
-# most this many rows plus the small fragments, whatever the size of the log. Small, because the
-# growing tail fragment is rewritten by every run until it is full (16k rows with 384-float vectors
-# is ~30 MB); 1M rows then make ~60 fragments, which scans and index lookups take in their stride.
-LOG_TARGET_ROWS = 16 * 1024
-LOG_KEEP_WITHIN = timedelta(minutes=10)  # versions of the log kept after they are superseded (readers finish)
-MAINTAIN_INTERVAL_S = 60.0
-MAINTAIN_SMALL_FRAGMENTS = 8  # ... or sooner, once this many small fragments piled up
-MERGE_SEGMENTS = 8  # index delta segments before they are merged into one
-# Probe windows of query(limit=N), newest first: the common case (a recent request) reads one.
-PROBE_WINDOWS = (timedelta(minutes=15), timedelta(hours=2), timedelta(hours=16), timedelta(days=5), timedelta(days=40), timedelta(days=320))
+# Re-exported: callers import the log's names from here.
+__all__ = ["InferenceLog", "LogMaintenance", "ensure_log_indexes", "log_schema", "host_id", "LOG_TABLE", "LOG_TARGET_ROWS", "LOG_KEEP_WITHIN"]
+
 logger = get_logger(__name__)
 
 
-def log_schema():
-    import pyarrow as pa
-
-    ts = pa.timestamp("us", tz="UTC")
-    return pa.schema(
-        [
-            pa.field("request_id", pa.string(), nullable=False), pa.field("time", ts), pa.field("deployment", pa.string()),
-            pa.field("deployment_version", pa.int32()), pa.field("model", pa.string()), pa.field("feature_group", pa.string()),
-            pa.field("commit", pa.int64()), pa.field("commit_evaluated", pa.bool_()), pa.field("prompt_mode", pa.string()), pa.field("request", pa.string()), pa.field("features", pa.string()),
-            pa.field("retrieved", pa.string()), pa.field("prompt_fingerprint", pa.string()), pa.field("prompt_text", pa.string()),
-            pa.field("output", pa.string()), pa.field("prompt_tokens", pa.int32()), pa.field("completion_tokens", pa.int32()),
-            pa.field("timings_ms", pa.string()), pa.field("status", pa.string()), pa.field("error", pa.string()),
-            # Variable length: each feature-group version has its own embedder dimension.
-            pa.field("query_vector", pa.list_(pa.float32())),
-            pa.field("origin", pa.string()),  # online | batch (rows of older logs: null, i.e. online)
-        ]
-    )
-
-
-JSON_FIELDS = ("request", "features", "retrieved", "timings_ms")
-VECTOR_FIELD = "query_vector"
 _VECTOR_B64 = "query_vector_b64"  # the segment-file form of VECTOR_FIELD (float32 bytes, base64)
 
 
@@ -170,53 +145,7 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def ensure_log_indexes(tbl) -> list[str]:
-    """The log's scalar indices, created when missing (once per table): returns what was built."""
-    from lancedb.index import BTree, Bitmap
-
-    have = {c for idx in tbl.list_indices() for c in idx.columns}
-    built = []
-    for column, config in (("request_id", BTree()), ("time", BTree()), ("deployment", Bitmap())):
-        if column not in have:
-            tbl.create_index(column, config=config, replace=True)
-            built.append(column)
-    return built
-
-
-class LogMaintenance:
-    """Bounded maintenance of the log table, run from the flush thread (see the module doc). Failures
-    are logged and retried at the next interval; a concurrent writer's commit wins over it."""
-
-    def __init__(self, *, interval_s: float = MAINTAIN_INTERVAL_S, keep_within: timedelta = LOG_KEEP_WITHIN,
-                 small_fragments: int = MAINTAIN_SMALL_FRAGMENTS, clock=time.monotonic):
-        self.interval_s, self.keep_within, self.small_fragments, self.clock = interval_s, keep_within, small_fragments, clock
-        self._last = clock()
-        self.runs = 0
-        self.last_report = None
-
-    def due(self, tbl) -> bool:
-        from llmfti.store.maintenance import fragment_stats
-
-        if self.clock() - self._last >= self.interval_s:
-            return True
-        return fragment_stats(tbl, LOG_TARGET_ROWS)["small_fragments"] >= self.small_fragments
-
-    def run(self, tbl):
-        from llmfti.store.indexing import update_indexes
-        from llmfti.store.maintenance import RetentionPolicy, maintain_table
-
-        self._last = self.clock()
-        segments = max((int(getattr(tbl.index_stats(i.name), "num_indices", 1) or 1) for i in tbl.list_indices()), default=1)
-        report = maintain_table(tbl, LOG_TABLE, RetentionPolicy(keep_within=self.keep_within), target_rows=LOG_TARGET_ROWS, do_index=False)
-        # Delta segments (cost: the new rows) until MERGE_SEGMENTS pile up, then one merge.
-        report.indexed = update_indexes(tbl, merge=segments >= MERGE_SEGMENTS)
-        self.runs += 1
-        self.last_report = report
-        logger.debug("inference log maintenance: %s", report.to_dict())
-        return report
-
-
-class InferenceLog:
+class InferenceLog(LogReads):
     def __init__(self, store, *, flush_interval_s: float = 1.0, maintenance: LogMaintenance | None | bool = True,
                  origin: str = "online", host: str | None = None, takeover_after_s: float | None = None):
         from llmfti.tables import SystemTable
@@ -403,113 +332,3 @@ class InferenceLog:
             if not any(self._writer in p.name for p in self.dir.iterdir() if p != self._heartbeat):
                 self._heartbeat.unlink(missing_ok=True)  # nothing of ours left: no one needs to know we lived
 
-    # --- read -------------------------------------------------------------------------------------
-    def where(self, deployment: str | None = None, since=None, until=None, request_id: str | None = None) -> str | None:
-        """The SQL filter for a deployment, a time window [since, until) and a request id, so LanceDB
-        reads only those rows (times: anything `parse_time` accepts)."""
-        from llmfti.tables import sql_quote
-
-        clauses = []
-        if deployment:
-            clauses.append(f"deployment = {sql_quote(deployment)}")
-        if request_id:
-            clauses.append(f"request_id = {sql_quote(request_id)}")
-        if since is not None:
-            clauses.append(f"time >= {_ts_literal(since)}")
-        if until is not None:
-            clauses.append(f"time < {_ts_literal(until)}")
-        return " AND ".join(clauses) or None
-
-    def query(self, deployment: str | None = None, since=None, limit: int | None = 100, request_id: str | None = None, *,
-              until=None, columns: list[str] | None = None, vectors: bool = False) -> list[dict]:
-        """Rows newest first, JSON columns decoded. Filters are pushed into LanceDB; with a `limit`, only
-        the newest rows are read (see `_newest`); `columns` reads only those (plus `time`); the query
-        vector is left out unless `vectors` (a `logs` listing does not want 384 floats per row)."""
-        if columns is not None:
-            wanted = list(dict.fromkeys([*columns, "time"]))
-        else:
-            wanted = [f.name for f in self.table.schema if vectors or f.name != VECTOR_FIELD]
-        if limit and not request_id:
-            rows = self._newest(deployment, since, until, limit, wanted)
-        else:
-            rows = self.table.query(self.where(deployment, since, until, request_id), columns=wanted)
-        rows.sort(key=lambda r: r["time"], reverse=True)
-        for r in rows:
-            for key in JSON_FIELDS:
-                if key in r:
-                    r[key] = json.loads(r[key]) if r.get(key) else None
-        return rows[:limit] if limit else rows
-
-    def _newest(self, deployment, since, until, limit: int, columns: list[str]) -> list[dict]:
-        """The `limit` newest matching rows. Probes `time >= now - w` for growing windows w (the time
-        index answers each without a scan) until `limit` rows match or the window covers `since` (or
-        everything); sorts only those rows' times, then reads the winners' columns by row id, from the
-        same table version. Rows timed in the future are in every window, so none is missed."""
-        if not self.table.exists():
-            return []
-        with self._read_lock:  # one reader handle, refreshed per query and held still until the take
-            if self._reader is None:
-                self._reader = self.store.db.open_table(LOG_TABLE)
-            else:
-                self._reader.checkout_latest()
-            return self._newest_on(self._reader, deployment, since, until, limit, columns)
-
-    def _newest_on(self, tbl, deployment, since, until, limit: int, columns: list[str]) -> list[dict]:
-        import pyarrow.compute as pc
-
-        now = utcnow()
-        floor = parse_time(since) if since is not None else None
-        for window in PROBE_WINDOWS + (None,):
-            lower = None if window is None else now - window
-            final = lower is None or (floor is not None and lower <= floor)
-            where = self.where(deployment, floor if final else lower, until)
-            query = tbl.search().where(where) if where else tbl.search()
-            keys = query.select(["time"]).with_row_id(True).limit(None).to_arrow()
-            if keys.num_rows >= limit or final:
-                break
-        if keys.num_rows == 0:
-            return []
-        top = pc.sort_indices(keys, sort_keys=[("time", "descending")])[:limit]
-        ids = keys.column("_rowid").take(top).to_pylist()
-        return tbl.take_row_ids(ids).select(columns).to_list()
-
-    def scan(self, deployment: str | None = None, since=None, until=None, columns: list[str] | None = None, *, row_ids: bool = False):
-        """The matching rows as an Arrow table (JSON columns still encoded, in no particular order): for
-        analytics over many rows, where a dict per row would cost more than the analysis. `row_ids`
-        adds `_rowid`, for `take` to read other columns of a sample of them."""
-        import pyarrow as pa
-
-        if not self.table.exists():
-            empty = self.table.schema.empty_table()
-            empty = empty.select(columns) if columns else empty
-            return empty.append_column("_rowid", pa.array([], pa.uint64())) if row_ids else empty
-        tbl = self.table.table()
-        if row_ids:
-            # take() reads from this same version: maintenance may compact the log meanwhile, which moves
-            # rows to new addresses in later versions (this one stays readable for LOG_KEEP_WITHIN).
-            tbl = self.store.db.open_table(LOG_TABLE)
-            tbl.checkout(tbl.version)  # read-only at this version, whatever is committed later
-            self._pinned = tbl
-        q = tbl.search()
-        where = self.where(deployment, since, until)
-        if where:
-            q = q.where(where)
-        if columns:
-            q = q.select(list(columns))
-        if row_ids:
-            q = q.with_row_id(True)
-        return q.limit(None).to_arrow()
-
-    def take(self, row_ids: list[int], columns: list[str]):
-        """Some columns of the rows `scan(row_ids=True)` returned ids for (one random read per row,
-        instead of another pass over the table), read from the version that scan read."""
-        if not row_ids:
-            return self.table.schema.empty_table().select(columns)
-        tbl = self._pinned if self._pinned is not None else self.table.table()
-        return tbl.take_row_ids([int(i) for i in row_ids]).select(list(columns)).to_arrow()
-
-
-def _ts_literal(value) -> str:
-    """A SQL timestamp literal in UTC, as LanceDB's filter parser reads it."""
-    # isoformat, not strftime: %Y writes year 1 as '1', which is no timestamp literal.
-    return "TIMESTAMP '" + parse_time(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z'"

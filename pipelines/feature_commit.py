@@ -1,0 +1,88 @@
+"""The feature pipeline's commit path: one run's rows, replaced documents and (optionally) commit
+properties land in ONE LanceDB table version; quarantined inputs go to the quarantine table.
+
+`commit_properties(fg, key)` reads back what a run stored in its data commit (a stream's offsets).
+Used by `llmfti.pipelines.feature.ingest_items` and the stream pipeline.
+"""
+
+from __future__ import annotations
+
+from llmfti.sources.loaders import QuarantineItem
+from llmfti.sources.timeparse import utcnow
+from llmfti.store.feature_store import QUARANTINE
+from llmfti.store.schema import SCORE_PREFIX, feature_group_schema
+from llmfti.tables import sql_quote
+
+
+def _write_quarantine(fg, run_id: str, items: list[QuarantineItem]) -> None:
+    now = utcnow()
+    rows = [{"run_id": run_id, "feature_group": fg.key, "source": q.source, "reason": q.reason, "detail": q.detail, "raw": q.raw, "quarantined_at": now} for q in items]
+    fg.store.system_table(QUARANTINE).add(*rows)
+
+
+def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: int, properties: dict[str, str] | None = None) -> bool:
+    """Apply all changes as one table version (with `properties` stored in that same commit). Returns
+    whether a commit was made."""
+    import pyarrow as pa
+
+    schema = feature_group_schema(dim, kind, scores=[c for c in (rows[0] if rows else {}) if c.startswith(SCORE_PREFIX)])
+    data = pa.Table.from_pylist(rows, schema=schema)
+    if not fg.has_data():
+        if not rows:
+            return False
+        try:
+            if properties is None:
+                fg.store.db.create_table(fg.table_name, data=data, schema=schema)
+                return True
+            fg.store.db.create_table(fg.table_name, schema=schema)  # empty; the data and its properties merge in below
+        except ValueError:  # "already exists": a concurrent first run created it; merge into it below
+            pass
+    if not rows and not replace_doc_ids:
+        return False
+    tbl = fg.table()
+    scope = "doc_id IN (" + ", ".join(sql_quote(d) for d in replace_doc_ids) + ")"
+    if properties is not None:
+        _merge_with_properties(tbl, data, scope if replace_doc_ids else None, properties)
+        return True
+    if not rows:
+        tbl.delete(scope)
+        return True
+    merge = tbl.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
+    if replace_doc_ids:
+        merge = merge.when_not_matched_by_source_delete(scope)
+    merge.execute(data)
+    return True
+
+
+def _merge_with_properties(tbl, data, delete_scope: str | None, properties: dict[str, str]) -> None:
+    """The same merge as `_commit`, committed through Lance with transaction properties: the data
+    and, say, the stream offsets it came from land in ONE atomic version (read back with
+    `commit_properties`)."""
+    import lance
+
+    ds = tbl.to_lance()
+    merge = ds.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
+    if delete_scope:
+        merge = merge.when_not_matched_by_source_delete(delete_scope)
+    transaction, _ = merge.execute_uncommitted(data)
+    transaction.transaction_properties = {str(k): str(v) for k, v in properties.items()}
+    lance.LanceDataset.commit(ds, transaction)
+    tbl.checkout_latest()
+
+
+def commit_properties(fg, key: str, *, max_versions: int = 10_000) -> tuple[int, str] | None:
+    """(commit, value) of the newest data commit whose properties hold `key`, walking back from the
+    latest version (index and maintenance versions carry none)."""
+    if not fg.has_data():
+        return None
+    tbl = fg.table()
+    ds = tbl.to_lance()
+    for version in sorted((int(v["version"]) for v in tbl.list_versions()), reverse=True)[:max_versions]:
+        try:
+            transaction = ds.read_transaction(version)
+        except Exception:  # pruned meanwhile, or written before transactions were kept
+            continue
+        value = (getattr(transaction, "transaction_properties", None) or {}).get(key) if transaction is not None else None
+        if value is not None:
+            return version, value
+    return None
