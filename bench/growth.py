@@ -451,6 +451,8 @@ def main(argv=None) -> int:
     if args.quick:
         args.queries = min(args.queries, 100)
 
+    # Lance reads its log level at import, before ProjectHome.connect could set it (as the CLI does).
+    os.environ.setdefault("LANCE_LOG", "error")
     import lance
     import lancedb
 

@@ -78,3 +78,53 @@ def test_new_rows_join_the_vector_index_as_a_delta_and_enough_of_them_retrain_it
     tbl.add(rows(4400, 4600))  # 600 rows since training: more than 10 % of 4600, so retrained
     assert "vector" in ensure_indexes(tbl, threshold=1000)
     assert (stats().num_unindexed_rows, stats().num_indices) == (0, 1)
+
+
+def test_vector_deltas_merge_among_themselves_and_keep_the_trained_segment(tmp_path, monkeypatch):
+    import lancedb
+
+    from llmfti.store import indexing
+
+    monkeypatch.setattr(indexing, "MAX_VECTOR_DELTAS", 3)
+    vectors, _, _ = _clustered(4400)
+
+    def rows(start, stop):
+        return pa.table({"chunk_id": [f"c{i}" for i in range(start, stop)], "text": [f"text {i}" for i in range(start, stop)],
+                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors[start:stop].ravel()), DIM)})
+
+    tbl = lancedb.connect(str(tmp_path)).create_table("t", rows(0, 4000))
+    indexing.ensure_indexes(tbl, threshold=1000)
+    name = [i.name for i in tbl.list_indices() if "vector" in list(i.columns)][0]
+
+    def per_segment():
+        return tbl.to_lance().stats.index_stats(name)["num_indexed_rows_per_delta"]
+
+    for start in range(4000, 4400, 100):  # four commits of 100 rows: 2.5 % each, never a retraining
+        tbl.add(rows(start, start + 100))
+        assert indexing.ensure_indexes(tbl, threshold=1000)[-1] == "vector+"
+    # Deltas 1 and 2, then the third merged them with its rows, then a fourth delta: never more than 3
+    # segments, and the trained one untouched.
+    assert per_segment() == [4000, 300, 100]
+    assert tbl.search(vectors[4350]).distance_type("cosine").nprobes(32).limit(1).to_list()[0]["chunk_id"] == "c4350"
+
+
+def test_deleted_rows_are_materialized_before_the_index_is_trained(tmp_path):
+    """Lance trains an IVF index pathologically slowly over fragments with deletion files (minutes
+    instead of seconds at 1M rows), so a retraining first rewrites them; the rows read stay the same."""
+    import lancedb
+
+    from llmfti.store.indexing import ensure_indexes
+
+    vectors, _, _ = _clustered(4000)
+    tbl = lancedb.connect(str(tmp_path)).create_table("t", pa.table({
+        "chunk_id": [f"c{i}" for i in range(4000)], "text": [f"text {i}" for i in range(4000)],
+        "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), DIM)}))
+    ensure_indexes(tbl, threshold=1000)
+    tbl.delete("chunk_id IN ('c1', 'c2', 'c3')")  # what a re-ingest's replaced chunks leave
+    tbl.add(pa.table({"chunk_id": [f"n{i}" for i in range(600)], "text": ["new"] * 600,
+                      "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors[:600].ravel()), DIM)}))
+    assert any(f.metadata.deletion_file is not None for f in tbl.to_lance().get_fragments())
+    assert "vector" in ensure_indexes(tbl, threshold=1000)  # 600 new rows: past 10 %, retrained
+    assert not any(f.metadata.deletion_file is not None for f in tbl.to_lance().get_fragments())
+    ids = set(tbl.to_arrow()["chunk_id"].to_pylist())
+    assert len(ids) == 4597 and "c1" not in ids and "n599" in ids
