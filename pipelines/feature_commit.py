@@ -7,6 +7,8 @@ Used by `llmfti.pipelines.feature.ingest_items` and the stream pipeline.
 
 from __future__ import annotations
 
+import time
+
 from llmfti.sources.loaders import QuarantineItem
 from llmfti.sources.timeparse import utcnow
 from llmfti.store.feature_store import QUARANTINE
@@ -35,16 +37,46 @@ def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: in
                 fg.store.db.create_table(fg.table_name, data=data, schema=schema)
                 return True
             fg.store.db.create_table(fg.table_name, schema=schema)  # empty; the data and its properties merge in below
-        except ValueError:  # "already exists": a concurrent first run created it; merge into it below
-            pass
+        except (ValueError, RuntimeError) as exc:  # "already exists": a concurrent first run created it; merge into it
+            # lancedb raises ValueError, or (seen once in ~30 racing runs) a RuntimeError wrapping it when the
+            # check fires while its data reader runs.
+            if isinstance(exc, RuntimeError) and "already exists" not in str(exc):
+                raise
+            return _merge_into(_wait_for_table(fg), data, replace_doc_ids, properties)
     if not rows and not replace_doc_ids:
         return False
-    tbl = fg.table()
+    # has_data() sees the table's folder, which a concurrent first run creates before its commit lands.
+    return _merge_into(_wait_for_table(fg), data, replace_doc_ids, properties)
+
+
+# How long a run that lost the race to create a table waits for the winner's first commit to land.
+CREATE_RACE_WAIT_S = 30.0
+
+
+def _wait_for_table(fg, timeout_s: float = CREATE_RACE_WAIT_S):
+    """The table a concurrent first run is creating: its folder exists before its first commit does,
+    so opening it can fail for a moment (seen: "has no data yet" in 1 of ~20 concurrent first ingests,
+    both after create_table said "already exists" and when has_data() already saw the folder)."""
+    from llmfti.errors import NotFoundError
+
+    deadline = time.monotonic() + timeout_s
+    delay = 0.02
+    while True:
+        try:
+            return fg.table()
+        except NotFoundError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.5)
+
+
+def _merge_into(tbl, data, replace_doc_ids: list[str], properties: dict[str, str] | None) -> bool:
     scope = "doc_id IN (" + ", ".join(sql_quote(d) for d in replace_doc_ids) + ")"
     if properties is not None:
         _merge_with_properties(tbl, data, scope if replace_doc_ids else None, properties)
         return True
-    if not rows:
+    if data.num_rows == 0:
         tbl.delete(scope)
         return True
     merge = tbl.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()

@@ -98,3 +98,64 @@ def test_get_deployments_lists_each_active_tuple_and_its_request_schema(agent_ho
     assert listed["model"] == "tiny:1" and listed["feature_group"] == "docs:1" and len(listed["prompt_fingerprint"]) == 64
     assert '"enum": ["en", "fr"]' in json.dumps(listed["request_schema"]["properties"]["locale"])
     assert "question" in listed["request_schema"]["required"]
+
+
+@pytest.mark.parametrize("error", [ValueError, RuntimeError])
+def test_a_run_that_loses_the_race_to_create_the_table_waits_for_the_winners_first_commit(tmp_path, monkeypatch, error):
+    """Two first ingests at once: the loser's create_table says "already exists" while the winner's
+    first commit has not landed yet, so opening the table fails for a moment. The loser used to fail
+    with "has no data yet" (1 in ~20 concurrent runs); it now waits for the commit and merges into it."""
+    import threading
+
+    from llmfti.config import FeatureConfig
+    from llmfti.pipelines.feature import ingest
+    from llmfti.pipelines.feature_commit import _commit
+    from llmfti.store import FeatureStore
+
+    for i in range(4):
+        write(tmp_path / "src" / f"d{i}.md", f"# Doc {i}\n\nWords of document {i}.\n")
+    store = FeatureStore(tmp_path / "home")
+    source = store.feature_group("source", must_exist=False)
+    ingest(source, [str(tmp_path / "src")], config=FeatureConfig(embedder={"model": "hash-16"}))
+    rows = source.read().to_pylist()
+    winner_rows, loser_rows = rows[:2], rows[2:]
+
+    fg = store.feature_group("docs", must_exist=False)
+    db = fg.store.db
+    real_create = db.create_table
+    creator = threading.Timer(0.3, lambda: real_create(fg.table_name, data=winner_rows, schema=source.table().schema))
+
+    def lose_the_race(name, *args, **kwargs):
+        creator.start()  # the winner's commit lands a moment later
+        # lancedb's own error, or the RuntimeError it wraps it in when the check fires inside its data reader
+        raise error(f"Table '{name}' already exists")
+
+    monkeypatch.setattr(db, "create_table", lose_the_race)
+    assert _commit(fg, loser_rows, [], "documents", 16)
+    creator.join()
+    assert sorted(r["chunk_id"] for r in fg.read().to_pylist()) == sorted(r["chunk_id"] for r in rows)
+
+
+def test_a_run_that_sees_the_winners_folder_before_its_commit_waits_for_it(tmp_path, monkeypatch):
+    """The same race from the other side: has_data() already lists the winner's table folder, whose
+    first commit has not landed, so opening it fails for a moment."""
+    import threading
+
+    from llmfti.config import FeatureConfig
+    from llmfti.pipelines.feature import ingest
+    from llmfti.pipelines.feature_commit import _commit
+    from llmfti.store import FeatureStore
+
+    for i in range(4):
+        write(tmp_path / "src" / f"d{i}.md", f"# Doc {i}\n\nWords of document {i}.\n")
+    store = FeatureStore(tmp_path / "home")
+    source = store.feature_group("source", must_exist=False)
+    ingest(source, [str(tmp_path / "src")], config=FeatureConfig(embedder={"model": "hash-16"}))
+    rows = source.read().to_pylist()
+    fg = store.feature_group("docs", must_exist=False)
+    monkeypatch.setattr(fg, "has_data", lambda: True)
+    creator = threading.Timer(0.3, lambda: fg.store.db.create_table(fg.table_name, data=rows[:2], schema=source.table().schema))
+    creator.start()
+    assert _commit(fg, rows[2:], [], "documents", 16)
+    creator.join()
+    assert len(fg.read().to_pylist()) == len(rows)

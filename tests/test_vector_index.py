@@ -128,3 +128,27 @@ def test_deleted_rows_are_materialized_before_the_index_is_trained(tmp_path):
     assert not any(f.metadata.deletion_file is not None for f in tbl.to_lance().get_fragments())
     ids = set(tbl.to_arrow()["chunk_id"].to_pylist())
     assert len(ids) == 4597 and "c1" not in ids and "n599" in ids
+
+
+def test_an_index_commit_preempted_by_a_concurrent_writer_is_decided_again(tmp_path, monkeypatch):
+    """Two first ingests at once both build the full-text index; Lance refuses the second commit as a
+    retryable conflict. The loser used to fail the whole ingest; it now re-reads and finds the index."""
+    import lancedb
+
+    from llmfti.store.indexing import ensure_indexes
+
+    tbl = lancedb.connect(str(tmp_path)).create_table("t", pa.table({"chunk_id": ["a", "b"], "text": ["alpha", "beta"],
+                                                                        "vector": pa.FixedSizeListArray.from_arrays(pa.array([0.0] * 2 * DIM, pa.float32()), DIM)}))
+    other = lancedb.connect(str(tmp_path)).open_table("t")
+    real = type(tbl).create_fts_index
+    calls = []
+
+    def preempted(self, *args, **kwargs):
+        calls.append(1)
+        real(other, *args, **kwargs)  # the concurrent writer's index lands first
+        raise RuntimeError("lance error: Retryable commit conflict for version 3: This CreateIndex transaction was "
+                           "preempted by concurrent transaction CreateIndex at version 3. Please retry.")
+
+    monkeypatch.setattr(type(tbl), "create_fts_index", preempted)
+    assert ensure_indexes(tbl, threshold=1000) == []  # nothing left to build: the winner's index covers it
+    assert calls == [1] and any("text" in list(i.columns) for i in tbl.list_indices())

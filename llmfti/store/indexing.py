@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 import warnings
 
 
@@ -84,9 +85,28 @@ def update_indexes(tbl, *, merge: bool = True) -> list[str]:
     return names
 
 
+CONFLICT_RETRIES = 5  # attempts when a concurrent writer's index commit preempts ours
+
+
 def ensure_indexes(tbl, threshold: int, stale_fraction: float = 0.1) -> list[str]:
     """Create or refresh indices as needed after a commit; returns what was built or updated
-    ('fts' built, 'fts+' new rows added, 'vector' (re)trained, 'vector+' new rows added)."""
+    ('fts' built, 'fts+' new rows added, 'vector' (re)trained, 'vector+' new rows added).
+
+    Two runs committing at once (two first ingests of one group) can both decide to build the same
+    index; Lance then refuses the second commit as a retryable conflict. The loser re-reads the table
+    and decides again: usually the winner's index already covers what it needed."""
+    for attempt in range(CONFLICT_RETRIES):
+        try:
+            return _ensure_indexes(tbl, threshold, stale_fraction)
+        except (RuntimeError, OSError) as exc:
+            if "commit conflict" not in str(exc).lower() or attempt == CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+            tbl.checkout_latest()
+    return []
+
+
+def _ensure_indexes(tbl, threshold: int, stale_fraction: float) -> list[str]:
     from lancedb.index import IvfSq
 
     built = []
