@@ -73,7 +73,7 @@ def trials(rows: int):
 
     half, full = max(1, int(math.sqrt(rows) / 2)), max(1, int(math.sqrt(rows)))
     return [
-        (f"IVF_FLAT, {half} partitions (today's default)", lambda: IvfFlat(distance_type="cosine", num_partitions=half), [(24, None)]),
+        (f"IVF_FLAT, {half} partitions (the old default)", lambda: IvfFlat(distance_type="cosine", num_partitions=half), [(24, None)]),
         (f"IVF_FLAT, {full} partitions", lambda: IvfFlat(distance_type="cosine", num_partitions=full), [(16, None), (24, None), (32, None)]),
         (f"IVF_SQ, {full} partitions", lambda: IvfSq(distance_type="cosine", num_partitions=full), [(24, None), (24, 2), (32, 2)]),
         (f"IVF_PQ, {full} partitions, 48 sub-vectors", lambda: IvfPq(distance_type="cosine", num_partitions=full, num_sub_vectors=48),

@@ -100,16 +100,10 @@ def test_get_deployments_lists_each_active_tuple_and_its_request_schema(agent_ho
     assert "question" in listed["request_schema"]["required"]
 
 
-@pytest.mark.parametrize("error", [ValueError, RuntimeError])
-def test_a_run_that_loses_the_race_to_create_the_table_waits_for_the_winners_first_commit(tmp_path, monkeypatch, error):
-    """Two first ingests at once: the loser's create_table says "already exists" while the winner's
-    first commit has not landed yet, so opening the table fails for a moment. The loser used to fail
-    with "has no data yet" (1 in ~20 concurrent runs); it now waits for the commit and merges into it."""
-    import threading
-
+def _chunk_rows_of_four_documents(tmp_path):
+    """(store, a feature group holding 4 small documents, its rows): rows a racing run would commit."""
     from llmfti.config import FeatureConfig
     from llmfti.pipelines.feature import ingest
-    from llmfti.pipelines.feature_commit import _commit
     from llmfti.store import FeatureStore
 
     for i in range(4):
@@ -117,7 +111,19 @@ def test_a_run_that_loses_the_race_to_create_the_table_waits_for_the_winners_fir
     store = FeatureStore(tmp_path / "home")
     source = store.feature_group("source", must_exist=False)
     ingest(source, [str(tmp_path / "src")], config=FeatureConfig(embedder={"model": "hash-16"}))
-    rows = source.read().to_pylist()
+    return store, source, source.read().to_pylist()
+
+
+@pytest.mark.parametrize("error", [ValueError, RuntimeError])
+def test_a_run_that_loses_the_race_to_create_the_table_waits_for_the_winners_first_commit(tmp_path, monkeypatch, error):
+    """Two first ingests at once: the loser's create_table says "already exists" while the winner's
+    first commit has not landed yet, so opening the table fails for a moment. The loser used to fail
+    with "has no data yet" (1 in ~20 concurrent runs); it now waits for the commit and merges into it."""
+    import threading
+
+    from llmfti.pipelines.feature_commit import _commit
+
+    store, source, rows = _chunk_rows_of_four_documents(tmp_path)
     winner_rows, loser_rows = rows[:2], rows[2:]
 
     fg = store.feature_group("docs", must_exist=False)
@@ -141,17 +147,9 @@ def test_a_run_that_sees_the_winners_folder_before_its_commit_waits_for_it(tmp_p
     first commit has not landed, so opening it fails for a moment."""
     import threading
 
-    from llmfti.config import FeatureConfig
-    from llmfti.pipelines.feature import ingest
     from llmfti.pipelines.feature_commit import _commit
-    from llmfti.store import FeatureStore
 
-    for i in range(4):
-        write(tmp_path / "src" / f"d{i}.md", f"# Doc {i}\n\nWords of document {i}.\n")
-    store = FeatureStore(tmp_path / "home")
-    source = store.feature_group("source", must_exist=False)
-    ingest(source, [str(tmp_path / "src")], config=FeatureConfig(embedder={"model": "hash-16"}))
-    rows = source.read().to_pylist()
+    store, source, rows = _chunk_rows_of_four_documents(tmp_path)
     fg = store.feature_group("docs", must_exist=False)
     monkeypatch.setattr(fg, "has_data", lambda: True)
     creator = threading.Timer(0.3, lambda: fg.store.db.create_table(fg.table_name, data=rows[:2], schema=source.table().schema))
