@@ -5,8 +5,9 @@
   rebuild took 4.6 s and a merging update ~1 s, both growing with the table). `update_indexes`
   (run by maintenance, and by a commit once MAX_DELTAS deltas pile up) merges the deltas. Lance
   compacts fragments only within one index segment, so maintenance merges before it compacts.
-- ANN vector index (IVF_SQ, cosine) once the table reaches `threshold` rows, rebuilt when more
-  than `stale_fraction` of rows are unindexed. Below the threshold, search is exact (flat).
+- ANN vector index (IVF_SQ, cosine) once the table reaches `threshold` rows: new rows join it as
+  delta segments, and it is retrained once the rows added since its training pass `stale_fraction`
+  of the table. Below the threshold, search is exact (flat).
 
 Why IVF_SQ with sqrt(n) partitions and a refine pass (bench/vector_index_trials.py, 1M rows of
 bench/growth.py's clustered vectors, 200 cold queries, 2 quiet cores; bench/README.md has the table):
