@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
-import math
 import os
 import random
 import sys
@@ -52,18 +50,15 @@ import traceback
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # finetune_setup, also when loaded by path (tests)
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-SHAPES = {
-    "smollm2-135m": dict(hidden_size=576, num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
-                         intermediate_size=1536, vocab_size=49152, tie_word_embeddings=True),
-    "llama3.2-1b": dict(hidden_size=2048, num_hidden_layers=16, num_attention_heads=32, num_key_value_heads=8,
-                        intermediate_size=8192, vocab_size=128256, tie_word_embeddings=True),
-    "tiny": dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                 intermediate_size=128, vocab_size=512, tie_word_embeddings=True),
-}
+from finetune_setup import (SHAPES, build, eval_loss, make_examples, model_flops, peak_gb,  # noqa: E402
+                            plan_steps, reset_mem, sync)
+from finetune_report import checks, emit, table  # noqa: E402
+
 # Per shape: packed rows of max_seq_len per micro-batch x micro-batches per step (llmfti and trl), and
 # examples per micro-batch of the naive loop (as in the shared GPU baselines). 32k real tokens per step.
 FULL = dict(mean=350, lo=64, hi=2048, max_seq_len=2048, n_examples=4000, n_eval=32, steps=10, warm=3,
@@ -74,109 +69,6 @@ QUICK = dict(mean=96, lo=16, hi=512, max_seq_len=512, n_examples=400, n_eval=8, 
 PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0, "L40S": 362.0, "A10": 125.0}
 LR = 1e-3  # high enough that a few steps move the loss visibly; the same for every side
 ALL_SIDES = ("naive", "trl", "trl_row", "trl_liger", "llmfti", "llmfti_compile")
-
-
-# ---- data and shared step plan ---------------------------------------------------------------------------
-def make_examples(n, vocab, mean, lo, hi, seed=0):
-    """Pre-tokenized SFT examples: uniform prompt tokens (label -100), answers from a Zipf-like
-    distribution over 64 ids (learnable: the loss falls from ~log V), EOS (id 2) last."""
-    rng = random.Random(seed)
-    k = min(64, vocab // 4)
-    answer_ids, cum = list(range(3, 3 + k)), []
-    for i in range(k):
-        cum.append((cum[-1] if cum else 0.0) + 1.0 / (i + 1))
-    out = []
-    for _ in range(n):
-        L = min(hi, max(lo, int(rng.lognormvariate(math.log(mean), 0.8))))
-        p = max(1, int(L * rng.uniform(0.2, 0.6)))
-        ids = [rng.randrange(3, vocab) for _ in range(p)] + rng.choices(answer_ids, cum_weights=cum, k=L - p - 1) + [2]
-        out.append({"input_ids": ids, "labels": [-100] * p + ids[p:]})
-    return out
-
-
-def plan_steps(train, rows, accum, max_seq_len, n_steps, seed=0):
-    """The micro-batches of each optimizer step, exactly as llmfti's Trainer plans epoch 0 (same seed)."""
-    from llmfti.training.packing import plan_batches
-
-    plans = plan_batches(train, max_seq_len=max_seq_len, batch_tokens=rows * max_seq_len, packing=True, seed=seed)
-    need = n_steps * accum
-    if len(plans) <= need:
-        raise SystemExit(f"only {len(plans)} micro-batches of {rows} rows for {need}: raise n_examples")
-    steps = [plans[s * accum:(s + 1) * accum] for s in range(n_steps)]
-    assert all(len(p.rows) == rows for st in steps for p in st), "a partial micro-batch inside the measured steps"
-    return steps
-
-
-# ---- model --------------------------------------------------------------------------------------------------
-def build(shape, device, dtype, attn, seed=0):
-    """Random-init Llama of `shape` with frozen weights and a seeded LoRA adapter (identical for every side)."""
-    import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig
-
-    from llmfti.config.finetune import LoraSettings
-    from llmfti.training.model_setup import add_lora
-
-    cfg = LlamaConfig(max_position_embeddings=4096, bos_token_id=1, eos_token_id=2, pad_token_id=0, **SHAPES[shape])
-    torch.manual_seed(seed)
-    with torch.device(device):
-        m = AutoModelForCausalLM.from_config(cfg, dtype=dtype, attn_implementation=attn)
-    m.config.use_cache = False  # a KV cache silently disables packed-sequence masking (llmfti/training/packing.py)
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return add_lora(m, LoraSettings(r=16, alpha=32, target_modules="all-linear"), seed=seed), cfg
-
-
-def model_flops(cfg, pm, lengths, loss_tokens):
-    """(exact LoRA-training FLOPs, 6N FLOPs) of the given work; the same numerator for every side."""
-    H, V, nl = cfg.hidden_size, cfg.vocab_size, cfg.num_hidden_layers
-    n_lora = sum(p.numel() for p in pm.parameters() if p.requires_grad)
-    n_all = sum(p.numel() for p in pm.parameters())
-    n_body = n_all - n_lora - V * H  # decoder linear weights (the tied embedding/head counted apart)
-    tokens = sum(lengths)
-    attn = sum(3 * 2 * 2 * H * (L * L / 2) for L in lengths) * nl
-    return tokens * (4 * n_body + 6 * n_lora) + loss_tokens * 4 * V * H + attn, 6 * (n_all - n_lora) * tokens
-
-
-def sync(device):
-    import torch
-
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def reset_mem(device):
-    import gc
-
-    import torch
-
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def peak_gb(device):
-    import torch
-
-    return round(torch.cuda.max_memory_allocated(device) / 2**30, 2) if device.type == "cuda" else None
-
-
-def eval_loss(pm, evals, device):
-    """Mean answer-token loss of the model on held-out examples, one plain HF forward each: the same
-    measurement for every side."""
-    import torch
-
-    pm.eval()
-    total, n = 0.0, 0
-    with torch.no_grad():
-        for e in evals:
-            ids = torch.tensor([e["input_ids"]], device=device)
-            lab = torch.tensor([e["labels"]], device=device)
-            k = sum(1 for x in e["labels"][1:] if x != -100)
-            total += float(pm(input_ids=ids, labels=lab, use_cache=False).loss) * k
-            n += k
-    pm.train()
-    return total / n
 
 
 # ---- the sides ---------------------------------------------------------------------------------------------
@@ -465,66 +357,6 @@ def run_benchmark(device="cuda", quick=False, shapes=None, sides=None, steps=Non
             results.append(r)
             emit(r, out, log)
     return results
-
-
-def emit(rec, out, log):
-    line = json.dumps({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()})
-    if log:
-        log(line)
-    if out:
-        with open(out, "a") as f:
-            f.write(line + "\n")
-
-
-def table(results):
-    """Markdown table with ratios against naive and trl of the same shape."""
-    lines = ["| shape | side | real tok/step | useful tok/s | model TFLOP/s | MFU | MFU 6N | peak GB | train loss last | eval loss "
-             "| vs naive | vs trl | note |", "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in results:
-        if "useful_tok_s" not in r:
-            lines.append(f"| {r['shape']} | {r['side']} |" + " |" * 11 + f" {r.get('skipped') or r.get('error')} |")
-            continue
-        base = {x["side"]: x for x in results if x["shape"] == r["shape"] and "useful_tok_s" in x}
-        ratio = {k: f"{r['useful_tok_s'] / base[k]['useful_tok_s']:.2f}x" if k in base else "" for k in ("naive", "trl")}
-        tps = r["tokens_per_step"]
-        tok = f"{tps[0]:,}" if len(set(tps)) == 1 else f"{sum(tps) // len(tps):,} avg"
-        pct = lambda v: f"{100 * v:.1f}%" if v is not None else "n/a"  # noqa: E731
-        lines.append(f"| {r['shape']} | {r['side']} | {tok} | {r['useful_tok_s']:,.0f} | {r['flops_s'] / 1e12:.3g} | {pct(r.get('mfu'))} | "
-                     f"{pct(r.get('mfu_6n'))} | {r['peak_gb'] if r['peak_gb'] is not None else 'n/a'} | "
-                     f"{r['train_loss_last']:.4f} | {r['eval_loss']:.4f} | {ratio['naive']} | {ratio['trl']} | {r['note']} |")
-    return "\n".join(lines)
-
-
-def checks(results, device_type):
-    """Like-with-like checks (same tokens every step, same loss) and, on CUDA, the issue's targets."""
-    out = []
-    for shape in dict.fromkeys(r["shape"] for r in results):
-        ok = [r for r in results if r["shape"] == shape and "useful_tok_s" in r]
-        if not ok:
-            continue
-        same = all(r["tokens_per_step"] == ok[0]["tokens_per_step"] and r["loss_tokens_per_step"] == ok[0]["loss_tokens_per_step"]
-                   for r in ok)
-        ev = [r["eval_loss"] for r in ok]
-        out.append(f"{shape}: same real and answer tokens in every step on all {len(ok)} sides: {'yes' if same else 'NO'}; "
-                   f"eval loss {ok[0]['eval_loss_start']:.4f} -> {min(ev):.4f}..{max(ev):.4f} (spread {max(ev) - min(ev):.4f})")
-        by = {r["side"]: r for r in ok}
-        if device_type != "cuda" or "llmfti" not in by:
-            continue
-        us = by["llmfti"]
-        if "naive" in by:
-            n = by["naive"]
-            out.append(f"  target >=3x naive useful tok/s: {us['useful_tok_s'] / n['useful_tok_s']:.2f}x; "
-                       f"peak mem <=0.6x naive: {us['peak_gb'] / n['peak_gb']:.2f}x")
-        if "mfu" in us:
-            out.append(f"  MFU {100 * us['mfu']:.1f}% (target >=50% on the 1B shape)")
-        for peer in ("trl", "trl_row", "trl_liger"):
-            if peer in by:
-                p = by[peer]
-                out.append(f"  vs {peer}: {us['useful_tok_s'] / p['useful_tok_s']:.2f}x useful tok/s (target >=1.0x), "
-                           f"peak mem {us['peak_gb']} vs {p['peak_gb']} GB (target <=)")
-    if device_type != "cuda":
-        out.append("targets are GPU targets: not judged on CPU")
-    return "\n".join(out)
 
 
 def main(argv=None):
