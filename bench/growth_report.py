@@ -24,6 +24,12 @@ def report(fgs: list[dict], logs: list[dict], judge: bool) -> None:
         print(f"  {f['chunks']:>9} {f['full_ingest_s']:>10.1f} s {f['reingest_1pct_s']:>11.2f} s {f['reingest_1pct_fraction']:>9.4f} "
               f"{f['search_p50_ms']:>8.2f} ms {f['search_p95_ms']:>5.1f} ms {f['recall_at_10']:>10.3f} {f['history_s'] * 1e3:>6.1f} ms "
               f"{f['day_versions_stored']:>14} / {f['day_versions_created']:<12} {f['day_fragments_stored']:>10}")
+    if any("search_maintained_p50_ms" in f for f in fgs):
+        print("\n  search after `fg maintain` (the 1 % re-ingest's deletions materialised, index deltas merged):")
+        print(f"  {'chunks':>9} {'maintain':>10} {'search p50':>11} {'p95':>8} {'recall@10':>10}")
+        for f in fgs:
+            print(f"  {f['chunks']:>9} {f['maintain_after_reingest_s']:>8.1f} s {f['search_maintained_p50_ms']:>8.2f} ms "
+                  f"{f['search_maintained_p95_ms']:>5.1f} ms {f['search_maintained_recall_at_10']:>10.3f}")
     print("\ninference log, by size:")
     print(f"  {'rows':>9} {'logs --limit 20 p50':>20} {'(old path)':>11} {'after traffic':>14} {'flush p50':>10} {'p95':>8} "
           f"{'versions stored/created':>24} {'fragments':>10}")
@@ -44,8 +50,12 @@ def report(fgs: list[dict], logs: list[dict], judge: bool) -> None:
     if (v := at(fgs, 100_000, "reingest_1pct_fraction")) is not None:
         checks.append(("re-ingest of a 1% change / full ingest at 100k chunks", v, "<=", TARGETS["reingest_1pct_fraction_at_100k"]))
     if (v := at(fgs, 1_000_000, "search_p50_ms")) is not None:
-        checks.append(("search p50 at 1M chunks (ms)", v, "<=", TARGETS["search_p50_ms_at_1M"]))
+        checks.append(("search p50 at 1M chunks, right after the re-ingest (ms)", v, "<=", TARGETS["search_p50_ms_at_1M"]))
         checks.append(("recall@10 at 1M chunks (cold queries)", at(fgs, 1_000_000, "recall_at_10"), ">=", TARGETS["recall_at_10"]))
+    if (v := at(fgs, 1_000_000, "search_maintained_p50_ms")) is not None:
+        checks.append(("search p50 at 1M chunks, after `fg maintain` (ms)", v, "<=", TARGETS["search_p50_ms_at_1M"]))
+        checks.append(("recall@10 at 1M chunks, after `fg maintain`", at(fgs, 1_000_000, "search_maintained_recall_at_10"), ">=",
+                       TARGETS["recall_at_10"]))
     if fgs:
         checks.append(("feature group: versions stored after the day (max over sizes)", max(f["day_versions_stored"] for f in fgs), "<=",
                        max(f["day_versions_created"] for f in fgs)))

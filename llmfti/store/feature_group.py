@@ -168,7 +168,9 @@ class FeatureGroup:
 
         if not self.has_data():
             raise NotFoundError(f"feature group {self.key} has no data yet")
-        return maintain_table(self.table(), self.key, policy, dry_run=dry_run, do_compact=do_compact, now=now, log=self.maintenance_log())
+        # Rows a re-ingest replaced are filtered on every vector query until their fragment is rewritten.
+        return maintain_table(self.table(), self.key, policy, dry_run=dry_run, do_compact=do_compact, now=now, log=self.maintenance_log(),
+                              materialize_deletions=True)
 
     def history(self) -> list[dict[str, Any]]:
         """Data commits with time and row count, annotated with the ingest run that made them; versions

@@ -7,7 +7,12 @@ scanning a table. `maintain_table` bounds them:
 1. index: add new rows to existing full-text and scalar indices and merge their delta segments
    (`indexing.update_indexes`), no rebuild. First, because Lance compacts fragments only within one
    index segment: a feature group whose commits each added a delta would not compact at all;
-2. compact: merge small fragments (and materialise deletions) into fragments of `target_rows`;
+2. compact: merge small fragments (and materialise deletions) into fragments of `target_rows`. For a
+   feature group (`materialize_deletions`), every fragment that carries a deletion file is rewritten
+   too: a re-ingest deletes the rows it replaces, and Lance filters deleted rows on every vector query
+   (measured at 1M chunks, 2 cores: search p50 8.5 ms without deletions, 9.4 ms with 1k rows deleted in
+   one fragment, 10.8 ms after a 1 % re-ingest; Lance's own threshold rewrites a fragment only once
+   10 % of it is deleted). The cost is a rewrite of those fragments (~13 s at 1M rows);
 3. prune: remove old versions, except those a `RetentionPolicy` keeps (see `plan_prune`).
 
 Which commits are protected (tags, deployments, training datasets, eval records) is not known here:
@@ -111,22 +116,29 @@ def plan_prune(versions: list[tuple[int, datetime, int]], policy: RetentionPolic
 
 
 def fragment_stats(tbl, target_rows: int) -> dict[str, int]:
-    """Fragments of the table's current version, and how many are below `target_rows` (what compaction merges)."""
+    """Fragments of the table's current version, how many are below `target_rows` (what compaction
+    merges) and how many carry a deletion file."""
     frags = tbl.to_lance().get_fragments()
     rows = [f.metadata.num_rows for f in frags]
-    return {"fragments": len(frags), "small_fragments": sum(1 for r in rows if r < target_rows), "rows": sum(rows)}
+    return {"fragments": len(frags), "small_fragments": sum(1 for r in rows if r < target_rows), "rows": sum(rows),
+            "with_deletions": sum(1 for f in frags if f.metadata.deletion_file is not None)}
 
 
-def compact(tbl, target_rows: int, *, min_small: int = 2) -> dict | None:
+def compact(tbl, target_rows: int, *, min_small: int = 2, materialize_deletions: bool = False) -> dict | None:
     """Merge small fragments into fragments of `target_rows` (one new version), when at least
-    `min_small` are below it. The work is bounded by `target_rows` plus the small fragments: fragments
-    already at the target are not rewritten."""
+    `min_small` are below it; with `materialize_deletions`, also rewrite every fragment that carries a
+    deletion file (see the module doc). Otherwise the work is bounded by `target_rows` plus the small
+    fragments: fragments already at the target are rewritten only once 10 % of their rows are deleted
+    (Lance's default)."""
     stats = fragment_stats(tbl, target_rows)
-    if stats["small_fragments"] < min_small:
+    deletions = materialize_deletions and stats["with_deletions"] > 0
+    if stats["small_fragments"] < min_small and not deletions:
         return None
-    metrics = tbl.to_lance().optimize.compact_files(target_rows_per_fragment=target_rows, materialize_deletions=True)
+    metrics = tbl.to_lance().optimize.compact_files(target_rows_per_fragment=target_rows, materialize_deletions=True,
+                                                   materialize_deletions_threshold=0.0 if materialize_deletions else 0.1)
     tbl.checkout_latest()
-    return {"fragments_removed": metrics.fragments_removed, "fragments_added": metrics.fragments_added}
+    return {"fragments_removed": metrics.fragments_removed, "fragments_added": metrics.fragments_added,
+            "deletions_materialized": stats["with_deletions"] if materialize_deletions else 0}
 
 
 def prune(tbl, versions: list[int]) -> int:
@@ -164,7 +176,8 @@ class MaintenanceReport:
 
 
 def maintain_table(tbl, subject: str, policy: RetentionPolicy, *, now: datetime | None = None, target_rows: int = FEATURE_GROUP_TARGET_ROWS,
-                   do_compact: bool = True, do_index: bool = True, dry_run: bool = False, log: "MaintenanceLog | None" = None) -> MaintenanceReport:
+                   do_compact: bool = True, do_index: bool = True, dry_run: bool = False, log: "MaintenanceLog | None" = None,
+                   materialize_deletions: bool = False) -> MaintenanceReport:
     """Compact, index new rows incrementally, then prune what `policy` lets go (see the module doc).
     With `dry_run`, nothing is written: the report says what would be pruned now."""
     from llmfti.store.indexing import update_indexes
@@ -181,7 +194,7 @@ def maintain_table(tbl, subject: str, policy: RetentionPolicy, *, now: datetime 
         if do_index:
             report.indexed = update_indexes(tbl)
         if do_compact:
-            report.compaction = compact(tbl, target_rows)
+            report.compaction = compact(tbl, target_rows, materialize_deletions=materialize_deletions)
         report.new_commits = list(range(version0 + 1, tbl.version + 1))
     versions = version_times(tbl)
     tagged = {int(t["version"]) for t in tbl.tags.list().values()}
