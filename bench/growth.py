@@ -56,7 +56,7 @@ os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # growth_report, also when loaded by path (tests)
-from growth_report import plot, report  # noqa: E402
+from growth_report import load_runs, plot, report  # noqa: E402
 
 DIM = 384
 CHUNKS_PER_DOC = 10
@@ -342,7 +342,14 @@ def main(argv=None) -> int:
     ap.add_argument("--work", help="folder for the homes (default: a temporary folder, removed at the end)")
     ap.add_argument("--plot", help="write the curves to this PNG")
     ap.add_argument("--json", help="also write the figures to this file")
+    ap.add_argument("--from-json", nargs="+", metavar="FILE", help="measure nothing: report (and --plot) the figures of earlier --json runs")
     args = ap.parse_args(argv)
+    if args.from_json:
+        fgs, logs = load_runs(args.from_json)
+        report(fgs, logs, judge=True)
+        if args.plot:
+            plot(fgs, logs, args.plot, title=f"llmfti growth benchmark ({len(args.from_json)} runs on 2 cores, see bench/README.md)")
+        return 0
     default = "10000,100000" if args.quick else "10000,100000,1000000"
     # An empty list skips that part: --sizes '' --log-sizes 10000,1000000 runs the log alone.
     sizes = [int(s) for s in (default if args.sizes is None else args.sizes).split(",") if s.strip()]

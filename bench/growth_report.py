@@ -67,7 +67,7 @@ def report(fgs: list[dict], logs: list[dict], judge: bool) -> None:
         print("  (the 1M-row targets need the full run: without --quick)")
 
 
-def plot(fgs: list[dict], logs: list[dict], path: str) -> None:
+def plot(fgs: list[dict], logs: list[dict], path: str, title: str | None = None) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -78,6 +78,9 @@ def plot(fgs: list[dict], logs: list[dict], path: str) -> None:
     a = ax[0][0]
     a.plot(n, [f["search_p50_ms"] for f in fgs], "o-", label="search p50")
     a.plot(n, [f["search_p95_ms"] for f in fgs], "o--", label="search p95")
+    kept = [(f["chunks"], f["search_maintained_p50_ms"]) for f in fgs if "search_maintained_p50_ms" in f]
+    if kept:
+        a.plot(*zip(*kept), "^-", label="search p50 after fg maintain")
     a.axhline(TARGETS["search_p50_ms_at_1M"], color="grey", lw=0.8, ls=":", label="target p50 at 1M")
     a.set(xscale="log", xlabel="chunks", ylabel="ms", title="search, cold queries (k=10)")
     a.set_ylim(bottom=0)
@@ -122,7 +125,22 @@ def plot(fgs: list[dict], logs: list[dict], path: str) -> None:
     a.set(xticks=x, xticklabels=labels, title="after simulated traffic, maintenance on")
     a.tick_params(axis="x", labelsize=8)
     a.legend(fontsize=8)
-    fig.suptitle(f"llmfti growth benchmark ({os.cpu_count()} cores, shared machine: load {os.getloadavg()[0]:.1f})", fontsize=11)
+    fig.suptitle(title or f"llmfti growth benchmark ({os.cpu_count()} cores, shared machine: load {os.getloadavg()[0]:.1f})", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     print(f"plot: {path}")
+
+
+def load_runs(paths: list[str]) -> tuple[list[dict], list[dict]]:
+    """The figures of several `--json` runs (sizes run apart, e.g. 1M alone on quiet cores), by size; a
+    size measured twice keeps its last run."""
+    import json
+    from pathlib import Path
+
+    fgs: dict[int, dict] = {}
+    logs: dict[int, dict] = {}
+    for path in paths:
+        run = json.loads(Path(path).read_text())
+        fgs.update({f["chunks_target"]: f for f in run.get("feature_groups", [])})
+        logs.update({g["log_rows"]: g for g in run.get("logs", [])})
+    return [fgs[k] for k in sorted(fgs)], [logs[k] for k in sorted(logs)]

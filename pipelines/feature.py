@@ -38,7 +38,6 @@ from llmfti.sources.timeparse import utcnow
 from llmfti.pipelines.feature_commit import _commit, _write_quarantine
 from llmfti.pipelines.record_scoring import score_new_records
 from llmfti.store.feature_store import RUNS
-from llmfti.tables import sql_quote
 from llmfti.transforms.model_independent.clean import clean_text
 from llmfti.transforms.registry import get_chunker
 
@@ -120,13 +119,17 @@ def doc_hash(doc: SourceDocument, text: str) -> str:
     return sha256_text(text, json.dumps(doc.metadata, sort_keys=True, default=str), explicit, json.dumps(doc.fields, sort_keys=True))
 
 
-def _existing_hashes(fg) -> dict[str, str]:
+def _existing_docs(fg) -> tuple[dict[str, str], dict[str, int]]:
+    """Per stored document, its doc hash and its number of chunks, from one scan of two columns."""
     if not fg.has_data():
-        return {}
-    arrow = fg.table().search().select(["doc_id", "doc_hash"]).limit(None).to_arrow()
+        return {}, {}
+    # Through pylance in one call: lancedb's query streams the scan in ~100 round trips to its event
+    # loop (measured at 100k chunks: 35-50 ms against 13-18 ms; a re-ingest's whole budget is ~0.5 s).
+    arrow = fg.table().to_lance().to_table(columns=["doc_id", "doc_hash"])
     # One row per chunk: reduce to one per document in Arrow before making Python objects (10x fewer).
-    per_doc = arrow.group_by("doc_id").aggregate([("doc_hash", "max")])
-    return dict(zip(per_doc.column("doc_id").to_pylist(), per_doc.column("doc_hash_max").to_pylist()))
+    per_doc = arrow.group_by("doc_id").aggregate([("doc_hash", "max"), ([], "count_all")])
+    ids = per_doc.column("doc_id").to_pylist()
+    return dict(zip(ids, per_doc.column("doc_hash_max").to_pylist())), dict(zip(ids, per_doc.column("count_all").to_pylist()))
 
 
 def _protected_doc_ids(fg, quarantined: list[QuarantineItem], existing: dict[str, str]) -> set[str]:
@@ -265,7 +268,7 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
     summary.documents["quarantined"] = len(quarantined)
     summary.quarantine = [{"source": q.source, "reason": q.reason, "detail": q.detail} for q in quarantined]
 
-    existing = _existing_hashes(fg)
+    existing, chunks_per_doc = _existing_docs(fg)
     changed = [d for d in docs if existing.get(d[0].doc_id) != d[2]]
     # A cached key whose doc hash the table does not hold (the cache is stale): clean and hash for real.
     for i, (item, text, _) in enumerate(changed):
@@ -297,8 +300,7 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
     _write_quarantine(fg, run_id, quarantined)
 
     replaced = [d[0].doc_id for d in changed if d[0].doc_id in existing] + deleted
-    if existing and replaced:
-        summary.chunks_deleted = fg.table().count_rows("doc_id IN (" + ", ".join(sql_quote(d) for d in replaced) + ")")
+    summary.chunks_deleted = sum(chunks_per_doc.get(d, 0) for d in replaced)
     if engine == "ray":  # chunk, embed and write on Ray Data; one commit, as below
         from llmfti.pipelines import ray_engine
 

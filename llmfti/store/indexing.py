@@ -155,13 +155,21 @@ def _materialize_deletions(tbl) -> bool:
 
 
 def _since_training(tbl, vec) -> int:
-    """Rows added since the vector index was trained: the unindexed ones plus those in its delta
-    segments (the first segment is the trained one)."""
-    # Lance warns (on stderr, every ingest) that these statistics include the centroids unless the
-    # variable opts in to leaving them out; nothing here reads centroids. A user's own setting wins.
+    """Rows added since the vector index was trained: the live rows its trained segment (the oldest)
+    does not cover, i.e. the unindexed ones plus those in its delta segments. Compaction never merges
+    fragments across index segments, so each fragment belongs to one segment."""
+    # Lance warns (on stderr) that index statistics include the centroids unless the variable opts in
+    # to leaving them out; nothing here reads centroids. A user's own setting wins.
     os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
-    per_segment = tbl.to_lance().stats.index_stats(vec.name).get("num_indexed_rows_per_delta") or []
-    return _unindexed(tbl, vec) + sum(int(n) for n in per_segment[1:])
+    # From the manifest (describe_indices, fragment row counts: ~1 ms), not pylance's index statistics,
+    # which read the index files (12-100 ms per ingest at 100k rows, for the same figure).
+    ds = tbl.to_lance()
+    desc = next((d for d in ds.describe_indices() if d.name == vec.name), None)
+    if desc is None or not desc.segments:
+        return _unindexed(tbl, vec)
+    trained = set(min(desc.segments, key=lambda s: s.created_at).fragment_ids)
+    rows = {f.fragment_id: f.metadata.num_rows for f in ds.get_fragments()}
+    return sum(rows.values()) - sum(n for i, n in rows.items() if i in trained)
 
 
 def num_partitions(rows: int) -> int:
