@@ -72,34 +72,35 @@ def _wait_for_table(fg, timeout_s: float = CREATE_RACE_WAIT_S):
 
 
 def _merge_into(tbl, data, replace_doc_ids: list[str], properties: dict[str, str] | None) -> bool:
-    scope = "doc_id IN (" + ", ".join(sql_quote(d) for d in replace_doc_ids) + ")"
-    if properties is not None:
-        _merge_with_properties(tbl, data, scope if replace_doc_ids else None, properties)
-        return True
-    if data.num_rows == 0:
-        tbl.delete(scope)
-        return True
-    merge = tbl.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
-    if replace_doc_ids:
-        merge = merge.when_not_matched_by_source_delete(scope)
-    merge.execute(data)
-    return True
-
-
-def _merge_with_properties(tbl, data, delete_scope: str | None, properties: dict[str, str]) -> None:
-    """The same merge as `_commit`, committed through Lance with transaction properties: the data
-    and, say, the stream offsets it came from land in ONE atomic version (read back with
-    `commit_properties`)."""
+    """Upsert `data` on chunk_id and delete the replaced documents' other rows: one table version (with
+    `properties` stored in that same commit, read back by `commit_properties`)."""
     import lance
 
+    scope = "doc_id IN (" + ", ".join(sql_quote(d) for d in replace_doc_ids) + ")"
+    if data.num_rows == 0 and properties is None:
+        tbl.delete(scope)
+        return True
     ds = tbl.to_lance()
+    if properties is None and data.schema.names != ds.schema.names:
+        # A table whose columns differ from this run's rows (written by another version): lancedb's
+        # merge fills and reorders columns; pylance's wants the table's own schema.
+        merge = tbl.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
+        (merge.when_not_matched_by_source_delete(scope) if replace_doc_ids else merge).execute(data)
+        return True
+    # pylance's merge directly: the same operation through lancedb's wrapper took ~150 ms at 100k rows
+    # against ~80 ms here, most of a 1 % re-ingest's commit.
     merge = ds.merge_insert("chunk_id").when_matched_update_all().when_not_matched_insert_all()
-    if delete_scope:
-        merge = merge.when_not_matched_by_source_delete(delete_scope)
-    transaction, _ = merge.execute_uncommitted(data)
-    transaction.transaction_properties = {str(k): str(v) for k, v in properties.items()}
-    lance.LanceDataset.commit(ds, transaction)
+    if replace_doc_ids:
+        merge = merge.when_not_matched_by_source_delete(scope)
+    rows = data.cast(ds.schema) if data.schema.names == ds.schema.names else data
+    if properties is None:
+        merge.execute(rows)
+    else:
+        transaction, _ = merge.execute_uncommitted(rows)
+        transaction.transaction_properties = {str(k): str(v) for k, v in properties.items()}
+        lance.LanceDataset.commit(ds, transaction)
     tbl.checkout_latest()
+    return True
 
 
 def commit_properties(fg, key: str, *, max_versions: int = 10_000) -> tuple[int, str] | None:
