@@ -80,7 +80,7 @@ def plot(fgs: list[dict], logs: list[dict], path: str, title: str | None = None)
     a.plot(n, [f["search_p95_ms"] for f in fgs], "o--", label="search p95")
     kept = [(f["chunks"], f["search_maintained_p50_ms"]) for f in fgs if "search_maintained_p50_ms" in f]
     if kept:
-        a.plot(*zip(*kept), "^-", label="search p50 after fg maintain")
+        a.plot(*zip(*kept), "^-", color="tab:purple", label="search p50 after fg maintain")
     a.axhline(TARGETS["search_p50_ms_at_1M"], color="grey", lw=0.8, ls=":", label="target p50 at 1M")
     a.set(xscale="log", xlabel="chunks", ylabel="ms", title="search, cold queries (k=10)")
     a.set_ylim(bottom=0)
