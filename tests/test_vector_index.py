@@ -19,6 +19,12 @@ def _clustered(rows: int, seed: int = 3):
     return (v / np.linalg.norm(v, axis=1, keepdims=True)).astype(np.float32), centers, rng
 
 
+def _rows(vectors, start: int, stop: int):
+    """Rows start..stop of a table of chunk ids, texts and the given vectors."""
+    return pa.table({"chunk_id": [f"c{i}" for i in range(start, stop)], "text": [f"text {i}" for i in range(start, stop)],
+                     "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors[start:stop].ravel()), DIM)})
+
+
 def test_the_quantized_index_keeps_recall_and_reports_exact_cosines(tmp_path):
     import lancedb
 
@@ -60,8 +66,7 @@ def test_new_rows_join_the_vector_index_as_a_delta_and_enough_of_them_retrain_it
     vectors, centers, rng = _clustered(6000)
 
     def rows(start, stop):
-        return pa.table({"chunk_id": [f"c{i}" for i in range(start, stop)], "text": [f"text {i}" for i in range(start, stop)],
-                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors[start:stop].ravel()), DIM)})
+        return _rows(vectors, start, stop)
 
     tbl = lancedb.connect(str(tmp_path)).create_table("t", rows(0, 4000))
     assert "vector" in ensure_indexes(tbl, threshold=1000)
@@ -89,8 +94,7 @@ def test_vector_deltas_merge_among_themselves_and_keep_the_trained_segment(tmp_p
     vectors, _, _ = _clustered(4400)
 
     def rows(start, stop):
-        return pa.table({"chunk_id": [f"c{i}" for i in range(start, stop)], "text": [f"text {i}" for i in range(start, stop)],
-                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors[start:stop].ravel()), DIM)})
+        return _rows(vectors, start, stop)
 
     tbl = lancedb.connect(str(tmp_path)).create_table("t", rows(0, 4000))
     indexing.ensure_indexes(tbl, threshold=1000)
@@ -120,8 +124,7 @@ def test_rows_since_training_are_counted_from_the_manifest_as_lance_counts_them(
     vectors, _, _ = _clustered(4600)
 
     def rows(start, stop):
-        return pa.table({"chunk_id": [f"c{i}" for i in range(start, stop)], "text": [f"text {i}" for i in range(start, stop)],
-                         "vector": pa.FixedSizeListArray.from_arrays(pa.array(vectors[start:stop].ravel()), DIM)})
+        return _rows(vectors, start, stop)
 
     tbl = lancedb.connect(str(tmp_path)).create_table("t", rows(0, 4000))
     indexing.ensure_indexes(tbl, threshold=1000)
