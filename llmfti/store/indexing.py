@@ -145,11 +145,13 @@ def _materialize_deletions(tbl) -> bool:
     """Rewrite fragments that carry deletion files (a re-ingest's replaced chunks) before training the
     vector index. Lance's IVF training over such fragments is pathologically slow (lancedb 0.40 /
     pylance 14, 1M rows, 2 cores: IVF_SQ and IVF_FLAT both ran past 3 minutes with 1 % of rows deleted,
-    where the same table trains in 40 s); the compaction takes ~4 s at 1M rows. Maintenance's own
-    compaction, asked to rewrite only when a fragment carries deletions."""
-    from llmfti.store.maintenance import FEATURE_GROUP_TARGET_ROWS, compact
-
-    return compact(tbl, FEATURE_GROUP_TARGET_ROWS, min_small=math.inf, materialize_deletions=True) is not None
+    where the same table trains in 40 s); the compaction takes ~4 s at 1M rows."""
+    ds = tbl.to_lance()
+    if not any(f.metadata.deletion_file is not None for f in ds.get_fragments()):
+        return False
+    ds.optimize.compact_files(materialize_deletions_threshold=0.0)
+    tbl.checkout_latest()
+    return True
 
 
 def _since_training(tbl, vec) -> int:

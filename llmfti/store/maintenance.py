@@ -124,7 +124,7 @@ def fragment_stats(tbl, target_rows: int) -> dict[str, int]:
             "with_deletions": sum(1 for f in frags if f.metadata.deletion_file is not None)}
 
 
-def compact(tbl, target_rows: int, *, min_small: float = 2, materialize_deletions: bool = False) -> dict | None:
+def compact(tbl, target_rows: int, *, min_small: int = 2, materialize_deletions: bool = False) -> dict | None:
     """Merge small fragments into fragments of `target_rows` (one new version), when at least
     `min_small` are below it; with `materialize_deletions`, also rewrite every fragment that carries a
     deletion file (see the module doc). Otherwise the work is bounded by `target_rows` plus the small
