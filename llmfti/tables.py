@@ -65,16 +65,22 @@ class SystemTable(Generic[R]):
     """One system table: connect lazily, create with its schema on first use (exist_ok, so concurrent
     first users share the winner's table), typed rows in and out."""
 
-    def __init__(self, home, name: str, schema: pa.Schema, record: type[R] | None = None, *, db=None):
+    def __init__(self, home, name: str, schema: pa.Schema, record: type[R] | None = None, *, db=None, connect=None):
         self.home, self.name, self.schema, self.record = home, name, schema, record
         self._db = db
+        self._connect = connect  # how to get a connection when one is needed (default: the home's own)
         self._table = None
 
     @property
     def db(self):
         if self._db is None:
-            self._db = self.home.connect()
+            self._db = self._connect() if self._connect else self.home.connect()
         return self._db
+
+    def _unconnected(self) -> bool:
+        """Nothing here has opened LanceDB yet: reads go through pylance (`ProjectHome.dataset`), which
+        reads the same files without importing lancedb; the first write connects."""
+        return self._table is None and self._db is None
 
     def table(self):
         """The table handle, refreshed to its latest commit (kept open: reopening reads a manifest)."""
@@ -107,6 +113,8 @@ class SystemTable(Generic[R]):
     def exists(self) -> bool:
         if self._table is not None:
             return True
+        if self._unconnected():
+            return self.home.dataset(self.name) is not None
         return self.name in table_names(self.db)
 
     def _arrow(self, items: Iterable[R | dict]) -> pa.Table:
@@ -136,6 +144,15 @@ class SystemTable(Generic[R]):
 
     def query(self, where: str | None = None, *, columns: list[str] | None = None, limit: int | None = None) -> list[dict]:
         """Plain dict rows (JSON columns still encoded); filters, columns and limit pushed into LanceDB."""
+        if self._unconnected():
+            ds = self.home.dataset(self.name)
+            if ds is None:
+                return []
+            # The same scan and filter (Lance's) that lancedb's query runs (tests/test_tables.py compares them).
+            rows = ds.to_table(columns=columns, filter=where, limit=limit).to_pylist()
+            # A table written by an earlier llmfti lacks newer columns: null, as `_migrated` makes them.
+            missing = [] if columns else [f.name for f in self.schema if f.name not in ds.schema.names]
+            return [{**r, **dict.fromkeys(missing)} for r in rows] if missing else rows
         if not self.exists():
             return []
         q = self.table().search()

@@ -190,3 +190,41 @@ def test_an_index_commit_preempted_by_a_concurrent_writer_is_decided_again(tmp_p
     monkeypatch.setattr(type(tbl), "create_fts_index", preempted)
     assert ensure_indexes(tbl, threshold=1000) == []  # nothing left to build: the winner's index covers it
     assert calls == [1] and any("text" in list(i.columns) for i in tbl.list_indices())
+
+
+def test_the_manifest_check_agrees_with_ensure_indexes_on_whether_there_is_work(tmp_path):
+    """`indexes_current` (pylance manifest only: what a no-op re-ingest checks instead of connecting)
+    answers True exactly when `ensure_indexes` then finds nothing to do: no index yet, new unindexed
+    rows, a stale vector index, deletions, a remapping compaction, a table under the vector threshold."""
+    import lancedb
+
+    from llmfti.store import indexing
+    from llmfti.store.maintenance import compact
+
+    vectors, _, _ = _clustered(6000)
+    db = lancedb.connect(str(tmp_path))
+    seen = []
+
+    def check(tbl, threshold=1000):
+        current = indexing.indexes_current(tbl.to_lance(), threshold)
+        built = indexing.ensure_indexes(tbl, threshold)
+        assert current == (built == []), (current, built)
+        seen.append((current, tuple(built)))
+
+    small = db.create_table("small", _rows(vectors, 0, 50))
+    check(small)  # full-text only below the threshold
+    check(small)
+    tbl = db.create_table("t", _rows(vectors, 0, 4000))
+    check(tbl)  # no index at all
+    check(tbl)
+    tbl.add(_rows(vectors, 4000, 4100))
+    check(tbl)  # new rows: deltas
+    check(tbl)
+    tbl.add(_rows(vectors, 4100, 5000))
+    check(tbl)  # more than the stale fraction: retrained
+    tbl.delete("chunk_id IN ('c5', 'c4050')")
+    check(tbl)  # deletions alone add nothing to index
+    compact(tbl, 1 << 20, materialize_deletions=True)
+    check(tbl)
+    assert seen == [(False, ("fts",)), (True, ()), (False, ("fts", "vector")), (True, ()), (False, ("fts+", "vector+")), (True, ()),
+                    (False, ("fts+", "vector")), (True, ()), (True, ())]

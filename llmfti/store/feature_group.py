@@ -53,7 +53,17 @@ class FeatureGroup:
         return FeatureConfig.model_validate_json(self.info["config"])
 
     def has_data(self) -> bool:
+        if not self.store.connected:  # not connected yet: ask the files (no lancedb import), see dataset()
+            return self.store.home.dataset(self.table_name) is not None
         return self.table_name in table_names(self.store.db)
+
+    def dataset(self):
+        """The table at its latest commit as a pylance dataset, opened without a LanceDB connection
+        (`ProjectHome.dataset`): for reads on paths that may end without writing (a no-op re-ingest)."""
+        ds = self.store.home.dataset(self.table_name)
+        if ds is None:
+            raise NotFoundError(f"feature group {self.key} has no data yet", hint=f"llmfti ingest PATH --feature-group {self.name}")
+        return ds
 
     def table(self):
         """A fresh handle on the table at its latest commit (callers may check it out elsewhere)."""

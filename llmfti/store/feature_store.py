@@ -30,10 +30,16 @@ class FeatureStore:
             self._db = self.home.connect()
         return self._db
 
+    @property
+    def connected(self) -> bool:
+        """Whether this store has opened its LanceDB connection (reads before that go through pylance)."""
+        return self._db is not None
+
     def system_table(self, name: str) -> SystemTable:
         """The store's own tables: `_fg_meta`, `_quarantine`, `_ingest_runs`."""
         if name not in self._tables:
-            self._tables[name] = SystemTable(self.home, name, _SCHEMAS[name], db=self.db)
+            # Connected on first write (or first read after one); reads before that need no LanceDB.
+            self._tables[name] = SystemTable(self.home, name, _SCHEMAS[name], db=self._db, connect=lambda: self.db)
         return self._tables[name]
 
     def _meta_rows(self, where: str | None = None) -> list[dict[str, Any]]:

@@ -158,18 +158,57 @@ def _since_training(tbl, vec) -> int:
     """Rows added since the vector index was trained: the live rows its trained segment (the oldest)
     does not cover, i.e. the unindexed ones plus those in its delta segments. Compaction never merges
     fragments across index segments, so each fragment belongs to one segment."""
+    since = _rows_outside_trained(tbl.to_lance(), vec.name)
+    return _unindexed(tbl, vec) if since is None else since
+
+
+def _rows_outside_trained(ds, index_name: str) -> int | None:
+    """`_since_training` from a pylance dataset; None when the manifest does not describe the index."""
     # Lance warns (on stderr) that index statistics include the centroids unless the variable opts in
     # to leaving them out; nothing here reads centroids. A user's own setting wins.
     os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
     # From the manifest (describe_indices, fragment row counts: ~1 ms), not pylance's index statistics,
     # which read the index files (12-100 ms per ingest at 100k rows, for the same figure).
-    ds = tbl.to_lance()
-    desc = next((d for d in ds.describe_indices() if d.name == vec.name), None)
+    desc = next((d for d in ds.describe_indices() if d.name == index_name), None)
     if desc is None or not desc.segments:
-        return _unindexed(tbl, vec)
+        return None
     trained = set(min(desc.segments, key=lambda s: s.created_at).fragment_ids)
     rows = {f.fragment_id: f.metadata.num_rows for f in ds.get_fragments()}
     return sum(rows.values()) - sum(n for i, n in rows.items() if i in trained)
+
+
+def indexes_current(ds, threshold: int, stale_fraction: float = 0.1) -> bool:
+    """Whether `ensure_indexes` would find nothing to do, decided from a pylance dataset's manifest
+    alone (no lancedb, no index files): every fragment is covered by a segment of the full-text index
+    and, at `threshold` rows or more, of a vector index trained on all but `stale_fraction` of them.
+    A re-ingest that changed nothing checks this instead of connecting (`llmfti.pipelines.feature`);
+    when in doubt it answers False and `ensure_indexes` decides. tests/test_indexing.py holds the two
+    to the same answer."""
+    rows = ds.count_rows()
+    if rows == 0:
+        return True
+    fragments = {f.fragment_id for f in ds.get_fragments()}
+    by_column = {}
+    for desc in ds.describe_indices():
+        for column in desc.field_names:
+            by_column.setdefault(column, desc)
+
+    def covers_all(desc) -> bool:
+        covered = set()
+        for segment in desc.segments:
+            covered |= set(segment.fragment_ids)
+        return fragments <= covered
+
+    if "text" not in by_column or not covers_all(by_column["text"]):
+        return False
+    if rows >= threshold:
+        vec = by_column.get("vector")
+        if vec is None or not covers_all(vec):
+            return False
+        since = _rows_outside_trained(ds, vec.name)
+        if since is None or since > stale_fraction * rows:
+            return False
+    return True
 
 
 def num_partitions(rows: int) -> int:
