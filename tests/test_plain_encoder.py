@@ -30,17 +30,17 @@ TEXTS = [
 ] + [f"chunk {i}: " + "word " * (i * 7 % 90) for i in range(40)]
 
 
-def _reference(dtype: str) -> np.ndarray:
+def _reference(dtype: str, texts: list[str] = TEXTS) -> np.ndarray:
     import torch
     from sentence_transformers import SentenceTransformer
 
     model = SentenceTransformer(str(packaged_embedder_dir()), device="cpu", local_files_only=True).to(getattr(torch, dtype)).eval()
-    out = np.empty((len(TEXTS), 384), dtype=np.float32)
-    order = sorted(range(len(TEXTS)), key=lambda i: -len(TEXTS[i]))  # the batches Embedder.embed makes
+    out = np.empty((len(texts), 384), dtype=np.float32)
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # the batches Embedder.embed makes
     for start in range(0, len(order), 16):
         idx = order[start : start + 16]
         with torch.inference_mode():
-            vecs = model.encode([TEXTS[i] for i in idx], batch_size=len(idx), convert_to_tensor=True,
+            vecs = model.encode([texts[i] for i in idx], batch_size=len(idx), convert_to_tensor=True,
                                 normalize_embeddings=True, show_progress_bar=False)
         out[idx] = vecs.float().cpu().numpy()
     return out
@@ -49,11 +49,21 @@ def _reference(dtype: str) -> np.ndarray:
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
 def test_the_plain_encoder_makes_sentence_transformers_vectors_bit_for_bit(dtype):
     emb = SentenceTransformerEmbedder(str(packaged_embedder_dir()), "all-MiniLM-L6-v2", dtype=dtype, device="cpu")
-    assert emb.runtime == "transformers"
+    assert emb.runtime == "torch"
     got = emb.embed(TEXTS, batch_size=16)
-    assert emb.runtime == "transformers" and emb._model is None
+    assert emb.runtime == "torch" and emb._model is None
     assert np.array_equal(got, _reference(dtype))
     assert abs(float(np.linalg.norm(got[3])) - 1.0) < 1e-2  # bf16 rounds the unit vector
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_batches_without_padding_are_bit_for_bit_too(dtype):
+    """No padded token in a batch: transformers passes no attention mask at all (another kernel path)."""
+    texts = ["the same length, word for word"] * 5 + ["one"]
+    emb = SentenceTransformerEmbedder(str(packaged_embedder_dir()), "all-MiniLM-L6-v2", dtype=dtype, device="cpu")
+    got = np.concatenate([emb.embed(texts[:5], batch_size=16), emb.embed(texts[5:], batch_size=16)])
+    want = np.concatenate([_reference(dtype, texts[:5]), _reference(dtype, texts[5:])])
+    assert np.array_equal(got, want)
 
 
 def test_the_forced_library_runtime_gives_the_same_vectors_and_fingerprint(monkeypatch):
@@ -75,7 +85,8 @@ def _copy_model(tmp_path: Path) -> Path:
     return dest
 
 
-@pytest.mark.parametrize("change", ["cls pooling", "extra module", "prompt", "lower case", "other architecture", "too long"])
+@pytest.mark.parametrize("change", ["cls pooling", "extra module", "prompt", "lower case", "other architecture", "too long",
+                                    "other activation", "relative positions", "weights not in safetensors"])
 def test_anything_but_the_plain_pipeline_keeps_sentence_transformers(tmp_path, change):
     folder = _copy_model(tmp_path)
     assert plain_pipeline(folder) is not None
@@ -96,6 +107,12 @@ def test_anything_but_the_plain_pipeline_keeps_sentence_transformers(tmp_path, c
         edit("config.json", lambda c: {**c, "model_type": "roberta"})
     elif change == "too long":
         edit("sentence_bert_config.json", lambda c: {**c, "max_seq_length": 4096})
+    elif change == "other activation":
+        edit("config.json", lambda c: {**c, "hidden_act": "gelu_new"})
+    elif change == "relative positions":
+        edit("config.json", lambda c: {**c, "position_embedding_type": "relative_key"})
+    elif change == "weights not in safetensors":
+        (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
     assert plain_pipeline(folder) is None
     assert SentenceTransformerEmbedder(str(folder), "copy").runtime == "sentence-transformers"
 
@@ -107,9 +124,9 @@ def test_embedding_with_the_default_does_not_import_sentence_transformers(tmp_pa
         "from llmfti.models.embedders import load_embedder\n"
         "e = load_embedder(EmbedderConfig())\n"
         "v = e.embed(['hello world'])\n"
-        "print(v.shape, 'sentence_transformers' in sys.modules, 'sklearn' in sys.modules)\n"
+        "print(v.shape, 'sentence_transformers' in sys.modules, 'sklearn' in sys.modules, 'transformers' in sys.modules)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                          env={**os.environ, "HF_HUB_OFFLINE": "1"}, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert out.stdout.split() == ["(1,", "384)", "False", "False"]
+    assert out.stdout.split() == ["(1,", "384)", "False", "False", "False"]

@@ -5,7 +5,7 @@
 - `all-MiniLM-L6-v2` (or `default`): the embedded default (from the project home once
   `llmfti models pull-defaults` copied it there, else from its PyPI package);
 - a local folder with a sentence-transformers model (a plain one, like the default, runs on
-  transformers alone: llmfti.models.plain_encoder; `LLMFTI_EMBEDDER_RUNTIME=sentence-transformers`
+  PyTorch alone: llmfti.models.plain_encoder; `LLMFTI_EMBEDDER_RUNTIME=sentence-transformers`
   forces the library);
 - a Hugging Face id, where a hub or cache is reachable.
 
@@ -105,13 +105,13 @@ class SentenceTransformerEmbedder(Embedder):
 
     @property
     def runtime(self) -> str:
-        """What runs the model once loaded: 'transformers' for a plain pipeline (see
-        llmfti.models.plain_encoder; the same vectors bit for bit), else 'sentence-transformers'."""
+        """What runs the model once loaded: 'torch' for a plain pipeline (llmfti.models.plain_encoder:
+        the same vectors bit for bit, without the libraries' imports), else 'sentence-transformers'."""
         if self._plain is not None:
-            return "transformers"
+            return "torch"
         if self._model is not None:
             return "sentence-transformers"
-        return "transformers" if self._plain_settings() else "sentence-transformers"
+        return "torch" if self._plain_settings() else "sentence-transformers"
 
     def _plain_settings(self) -> dict | None:
         if not self.is_local or os.environ.get("LLMFTI_EMBEDDER_RUNTIME") == "sentence-transformers":

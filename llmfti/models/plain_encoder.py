@@ -1,13 +1,14 @@
-"""Run a plain sentence-transformers folder with transformers and tokenizers alone.
+"""Run a plain sentence-transformers folder with PyTorch and the tokenizers library alone.
 
-A folder whose pipeline is the plain one (a BERT encoder, mean pooling, optionally a Normalize module:
-the embedded all-MiniLM-L6-v2 and most retrieval embedders) gets the same token ids, forward pass,
-pooling and normalisation as `SentenceTransformer.encode(..., normalize_embeddings=True)`, bit for bit
-in fp32 and bf16 (tests/test_plain_encoder.py compares them), without importing sentence-transformers.
-That import pulls scikit-learn and scipy and costs ~2 s of every cold start that embeds (`llmfti
-ingest`, `fg search`, `ask`, the service) on 2 cores. Anything else (another architecture, other
-pooling, prompts, extra modules) returns None from `plain_pipeline` and keeps sentence-transformers.
-"""
+A folder whose pipeline is the plain one (a BERT encoder in `model.safetensors`, mean pooling, optionally
+a Normalize module: the embedded all-MiniLM-L6-v2 and most retrieval embedders) gets the same token ids,
+forward pass, pooling and normalisation as `SentenceTransformer.encode(..., normalize_embeddings=True)`,
+bit for bit in fp32 and bf16 (tests/test_plain_encoder.py compares them), without importing
+sentence-transformers or transformers. On 2 cores the sentence-transformers import (scikit-learn, scipy)
+cost ~2 s and transformers' BertModel ~3 s of every cold start that embeds (`llmfti ingest`, `fg search`,
+`ask`, the service); the forward pass itself is `llmfti.models.bert_encoder`. Anything else (another
+architecture, other pooling, prompts, extra modules, weights not in safetensors) returns None from
+`plain_pipeline` and keeps sentence-transformers."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-# Architectures whose transformers class was checked bit for bit against sentence-transformers.
+# Architectures whose forward pass (llmfti.models.bert_encoder) was checked bit for bit against sentence-transformers.
 SUPPORTED_MODEL_TYPES = {"bert"}
 _MEAN_ONLY = {"pooling_mode_mean_tokens": True, "pooling_mode_cls_token": False, "pooling_mode_max_tokens": False,
               "pooling_mode_mean_sqrt_len_tokens": False, "pooling_mode_weightedmean_tokens": False,
@@ -48,7 +49,7 @@ def plain_pipeline(folder: str | Path) -> dict | None:
     st_meta = _read(root / "config_sentence_transformers.json") or {}
     if st_meta.get("prompts") or st_meta.get("default_prompt_name") or set(st_config) - _KNOWN_ST_KEYS or st_config.get("do_lower_case"):
         return None
-    if model_config.get("model_type") not in SUPPORTED_MODEL_TYPES:
+    if not _reproduced_bert(model_config) or not (root / "model.safetensors").is_file():
         return None
     max_length = st_config.get("max_seq_length")
     tok_config = _read(root / "tokenizer_config.json") or {}
@@ -61,13 +62,23 @@ def plain_pipeline(folder: str | Path) -> dict | None:
     return {"max_length": max_length, "pad_token": pad_token, "normalize_module": kinds[-1] == "Normalize"}
 
 
+def _reproduced_bert(config: dict) -> bool:
+    """An encoder-only BERT with absolute positions and exact GELU: what `bert_encoder.BertEncoder` computes."""
+    heads = config.get("num_attention_heads")
+    return (config.get("model_type") in SUPPORTED_MODEL_TYPES and config.get("hidden_act") == "gelu"
+            and config.get("position_embedding_type", "absolute") == "absolute"
+            and not config.get("is_decoder") and not config.get("add_cross_attention")
+            and isinstance(heads, int) and heads > 0 and int(config.get("hidden_size", 0)) % heads == 0)
+
+
 class PlainEncoder:
-    """The plain pipeline of a folder, loaded with transformers' model class and the tokenizers library."""
+    """The plain pipeline of a folder: its BERT run by `bert_encoder.BertEncoder`, tokens by the tokenizers library."""
 
     def __init__(self, folder: str | Path, settings: dict, device: str, dtype: str):
         import torch
         from tokenizers import Tokenizer
-        from transformers import BertModel
+
+        from llmfti.models.bert_encoder import BertEncoder
 
         self._torch = torch
         tok = Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
@@ -78,10 +89,11 @@ class PlainEncoder:
         tok.enable_truncation(max_length=settings["max_length"])
         tok.enable_padding(pad_id=pad_id, pad_token=settings["pad_token"])
         self.tokenizer = tok
-        self.model = BertModel.from_pretrained(str(folder), dtype=getattr(torch, dtype), local_files_only=True).to(device).eval()
+        config = json.loads((Path(folder) / "config.json").read_text())
+        self.model = BertEncoder.from_folder(folder, config, getattr(torch, dtype), device)
         self.device = device
         self.normalizations = 2 if settings["normalize_module"] else 1  # the module's, then encode(normalize_embeddings=True)'s
-        self.dimension = int(self.model.config.hidden_size)
+        self.dimension = int(config["hidden_size"])
 
     def encode(self, texts: list[str]) -> np.ndarray:
         """Normalised float32 vectors, in input order, for one batch."""
@@ -94,7 +106,7 @@ class PlainEncoder:
         mask = torch.tensor([e.attention_mask for e in enc], device=self.device)
         types = torch.tensor([e.type_ids for e in enc], device=self.device)
         with torch.inference_mode():
-            hidden = self.model(input_ids=ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+            hidden = self.model(ids, mask, types)
             # sentence-transformers' mean pooling: sums accumulated in float32, the mean cast back.
             weights = mask.unsqueeze(-1).to(hidden.dtype)
             total = (hidden * weights).sum(dim=1, dtype=torch.float32)
