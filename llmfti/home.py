@@ -181,6 +181,13 @@ class ProjectHome:
             kwargs["storage_options"] = dict(self.storage_options)
         return lancedb.connect(self.db_uri, **kwargs)
 
+    def has_table(self, name: str) -> bool:
+        """Whether the database lists table `name`, answered without a LanceDB connection: on a local home
+        its folder exists (what lancedb lists, before its first commit lands too), elsewhere its manifest."""
+        if not self.remote:
+            return (self.db_path / f"{name}.lance").is_dir()
+        return self.dataset(name) is not None
+
     def dataset(self, name: str):
         """Table `name` of the database as a pylance dataset at its latest commit, or None when there is
         no such table: the same files `connect().open_table(name)` opens, read without a LanceDB

@@ -114,7 +114,7 @@ class SystemTable(Generic[R]):
         if self._table is not None:
             return True
         if self._unconnected():
-            return self.home.dataset(self.name) is not None
+            return self.home.has_table(self.name)
         return self.name in table_names(self.db)
 
     def _arrow(self, items: Iterable[R | dict]) -> pa.Table:
@@ -148,11 +148,11 @@ class SystemTable(Generic[R]):
             ds = self.home.dataset(self.name)
             if ds is None:
                 return []
-            # The same scan and filter (Lance's) that lancedb's query runs (tests/test_tables.py compares them).
-            rows = ds.to_table(columns=columns, filter=where, limit=limit).to_pylist()
-            # A table written by an earlier llmfti lacks newer columns: null, as `_migrated` makes them.
-            missing = [] if columns else [f.name for f in self.schema if f.name not in ds.schema.names]
-            return [{**r, **dict.fromkeys(missing)} for r in rows] if missing else rows
+            if all(f.name in ds.schema.names for f in self.schema):
+                # The same scan and filter (Lance's) that lancedb's query runs (tests/test_tables.py compares them).
+                return ds.to_table(columns=columns, filter=where, limit=limit).to_pylist()
+            # Written by an earlier llmfti, without newer columns that a filter or selection may name: read
+            # it as before, through the connection, which adds them (`_migrated`).
         if not self.exists():
             return []
         q = self.table().search()

@@ -86,7 +86,7 @@ def _copy_model(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("change", ["cls pooling", "extra module", "prompt", "lower case", "other architecture", "too long",
-                                    "other activation", "relative positions", "weights not in safetensors"])
+                                    "other activation", "relative positions", "weights not in safetensors", "sizes left to defaults"])
 def test_anything_but_the_plain_pipeline_keeps_sentence_transformers(tmp_path, change):
     folder = _copy_model(tmp_path)
     assert plain_pipeline(folder) is not None
@@ -111,6 +111,8 @@ def test_anything_but_the_plain_pipeline_keeps_sentence_transformers(tmp_path, c
         edit("config.json", lambda c: {**c, "hidden_act": "gelu_new"})
     elif change == "relative positions":
         edit("config.json", lambda c: {**c, "position_embedding_type": "relative_key"})
+    elif change == "sizes left to defaults":
+        edit("config.json", lambda c: {k: v for k, v in c.items() if k != "intermediate_size"})
     elif change == "weights not in safetensors":
         (folder / "model.safetensors").rename(folder / "pytorch_model.bin")
     assert plain_pipeline(folder) is None

@@ -41,9 +41,23 @@ def test_reads_before_a_connection_go_through_pylance_and_agree_with_lancedb(tmp
     assert "lancedb" in sys.modules  # the writer's; the reader above never asked for a connection
 
 
-def test_an_earlier_releases_table_read_before_a_connection_shows_the_new_columns_as_null(tmp_path):
+def test_an_earlier_releases_table_read_before_a_connection_gets_the_new_columns(tmp_path):
+    """Filters and selections may name a column added since the table was written: such a table is read
+    through the connection, which adds the columns (null) first, as any connected read always did."""
     home = ProjectHome.at(tmp_path / "home")
     SystemTable(home, "_t", pa.schema([pa.field("id", pa.string())])).add({"id": "a"})
-    new = SystemTable(home, "_t", pa.schema([pa.field("id", pa.string()), pa.field("flag", pa.bool_())]))
-    assert new.query() == [{"id": "a", "flag": None}]  # as the migration on connecting makes them
-    assert new._db is None
+    schema = pa.schema([pa.field("id", pa.string()), pa.field("flag", pa.bool_())])
+    assert SystemTable(home, "_t", schema).query() == [{"id": "a", "flag": None}]
+    assert SystemTable(home, "_t", schema).query("flag IS NULL", columns=["id", "flag"]) == [{"id": "a", "flag": None}]
+
+
+def test_whether_a_table_exists_is_answered_alike_with_and_without_a_connection(tmp_path):
+    from llmfti.tables import table_names
+
+    home = ProjectHome.at(tmp_path / "home")
+    SystemTable(home, "_real", pa.schema([pa.field("id", pa.string())])).add({"id": "a"})
+    (home.db_path / "_mid_creation.lance").mkdir()  # a concurrent first writer's folder, before its commit
+    listed = set(table_names(home.connect()))
+    for name in ("_real", "_mid_creation", "_absent"):
+        assert home.has_table(name) == (name in listed), name
+    assert home.dataset("_mid_creation") is None and home.dataset("_absent") is None

@@ -228,3 +228,7 @@ def test_the_manifest_check_agrees_with_ensure_indexes_on_whether_there_is_work(
     check(tbl)
     assert seen == [(False, ("fts",)), (True, ()), (False, ("fts", "vector")), (True, ()), (False, ("fts+", "vector+")), (True, ()),
                     (False, ("fts+", "vector")), (True, ()), (True, ())]
+    from lancedb.index import BTree
+
+    tbl.create_index("text", config=BTree())  # a second index on the column: the manifest check leaves the call to ensure_indexes
+    assert not indexing.indexes_current(tbl.to_lance(), 1000)

@@ -114,7 +114,9 @@ class BertEncoder(nn.Module):
 
         model = cls(config)
         weights = load_file(str(Path(folder) / "model.safetensors"))
-        weights = {k.removeprefix("bert."): v for k, v in weights.items()}
+        # Old TensorFlow-era checkpoints name LayerNorm parameters gamma/beta (transformers renames them too).
+        weights = {k.removeprefix("bert.").replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias"): v
+                   for k, v in weights.items()}
         missing, _ = model.load_state_dict(weights, strict=False)  # the pooler's weights and stored buffers stay unused
         if missing:
             raise ValueError(f"model.safetensors lacks {len(missing)} BERT weight(s), e.g. {missing[0]}")

@@ -64,11 +64,13 @@ def plain_pipeline(folder: str | Path) -> dict | None:
 
 def _reproduced_bert(config: dict) -> bool:
     """An encoder-only BERT with absolute positions and exact GELU: what `bert_encoder.BertEncoder` computes."""
-    heads = config.get("num_attention_heads")
+    sizes = [config.get(k) for k in ("hidden_size", "num_attention_heads", "num_hidden_layers", "intermediate_size", "vocab_size", "max_position_embeddings")]
+    if not all(isinstance(v, int) and v > 0 for v in sizes):
+        return False  # transformers would fill in its defaults; a folder that relies on them keeps the libraries
     return (config.get("model_type") in SUPPORTED_MODEL_TYPES and config.get("hidden_act") == "gelu"
             and config.get("position_embedding_type", "absolute") == "absolute"
             and not config.get("is_decoder") and not config.get("add_cross_attention")
-            and isinstance(heads, int) and heads > 0 and int(config.get("hidden_size", 0)) % heads == 0)
+            and sizes[0] % sizes[1] == 0)
 
 
 class PlainEncoder:

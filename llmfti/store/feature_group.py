@@ -53,8 +53,8 @@ class FeatureGroup:
         return FeatureConfig.model_validate_json(self.info["config"])
 
     def has_data(self) -> bool:
-        if not self.store.connected:  # not connected yet: ask the files (no lancedb import), see dataset()
-            return self.store.home.dataset(self.table_name) is not None
+        if not self.store.connected:  # not connected yet: the same answer from the files (no lancedb import)
+            return self.store.home.has_table(self.table_name)
         return self.table_name in table_names(self.store.db)
 
     def dataset(self):

@@ -182,16 +182,19 @@ def indexes_current(ds, threshold: int, stale_fraction: float = 0.1) -> bool:
     alone (no lancedb, no index files): every fragment is covered by a segment of the full-text index
     and, at `threshold` rows or more, of a vector index trained on all but `stale_fraction` of them.
     A re-ingest that changed nothing checks this instead of connecting (`llmfti.pipelines.feature`);
-    when in doubt it answers False and `ensure_indexes` decides. tests/test_indexing.py holds the two
+    when in doubt it answers False and `ensure_indexes` decides. tests/test_vector_index.py holds the two
     to the same answer."""
     rows = ds.count_rows()
     if rows == 0:
         return True
     fragments = {f.fragment_id for f in ds.get_fragments()}
-    by_column = {}
+    by_column: dict[str, list] = {}
     for desc in ds.describe_indices():
         for column in desc.field_names:
-            by_column.setdefault(column, desc)
+            by_column.setdefault(column, []).append(desc)
+    if any(len(by_column.get(c, ())) > 1 for c in ("text", "vector")):
+        return False  # two indices on one column: which one ensure_indexes looks at is its call
+    by_column = {c: descs[0] for c, descs in by_column.items()}
 
     def covers_all(desc) -> bool:
         covered = set()
