@@ -34,7 +34,6 @@ maintenance as its commit so reads pinned to it get the indices too.
 from __future__ import annotations
 
 import math
-import os
 import time
 import warnings
 
@@ -164,9 +163,6 @@ def _since_training(tbl, vec) -> int:
 
 def _rows_outside_trained(ds, index_name: str) -> int | None:
     """`_since_training` from a pylance dataset; None when the manifest does not describe the index."""
-    # Lance warns (on stderr) that index statistics include the centroids unless the variable opts in
-    # to leaving them out; nothing here reads centroids. A user's own setting wins.
-    os.environ.setdefault("LANCE_INCLUDE_VECTOR_CENTROIDS", "false")
     # From the manifest (describe_indices, fragment row counts: ~1 ms), not pylance's index statistics,
     # which read the index files (12-100 ms per ingest at 100k rows, for the same figure).
     desc = next((d for d in ds.describe_indices() if d.name == index_name), None)
