@@ -36,7 +36,7 @@ def _reference(dtype: str, texts: list[str] = TEXTS) -> np.ndarray:
 
     model = SentenceTransformer(str(packaged_embedder_dir()), device="cpu", local_files_only=True).to(getattr(torch, dtype)).eval()
     out = np.empty((len(texts), 384), dtype=np.float32)
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))  # the batches Embedder.embed makes
+    order = SentenceTransformerEmbedder(str(packaged_embedder_dir()), "all-MiniLM-L6-v2").batch_order(texts)  # embed()'s batches
     for start in range(0, len(order), 16):
         idx = order[start : start + 16]
         with torch.inference_mode():
