@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 
@@ -25,6 +26,34 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
         while block := fh.read(chunk_size):
             h.update(block)
     return h.hexdigest()
+
+
+def sha256_file_memo(path: str | Path) -> str:
+    """`sha256_file`, remembered per file state: a digest made once is kept under the user's cache
+    (`$LLMFTI_CACHE_DIR`, default ~/.cache/llmfti, `file-sha256/`) keyed by the file's path, inode, size,
+    modification and change times, as git's index remembers what it hashed. Writing the file, replacing
+    it, or resetting its mtime (which sets the change time, which no user can set) makes a new key. For
+    fingerprints that every run checks (an embedder's 90 MB of weights: ~60 ms of each cold start); an
+    integrity check (`llmfti.registry.verify`) hashes the bytes every time."""
+    path = Path(path)
+    st = path.stat()
+    key = sha256_text(str(path.resolve()), str(st.st_ino), str(st.st_size), str(st.st_mtime_ns), str(st.st_ctime_ns))
+    memo = Path(os.environ.get("LLMFTI_CACHE_DIR") or Path.home() / ".cache" / "llmfti").expanduser() / "file-sha256" / key
+    try:
+        digest = memo.read_text().strip()
+        if len(digest) == 64:
+            return digest
+    except OSError:
+        pass
+    digest = sha256_file(path)
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(digest)
+        os.replace(tmp, memo)
+    except OSError:
+        pass  # a read-only cache: hash every time, as before
+    return digest
 
 
 def sha256_files(root: str | Path, names: list[str] | None = None) -> str:

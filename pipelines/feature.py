@@ -123,14 +123,34 @@ def _existing_docs(fg) -> tuple[dict[str, str], dict[str, int]]:
     """Per stored document, its doc hash and its number of chunks, from one scan of two columns."""
     if not fg.has_data():
         return {}, {}
+    return _doc_hashes(fg.dataset())
+
+
+def _doc_hashes(ds) -> tuple[dict[str, str], dict[str, int]]:
     # Through pylance in one call: lancedb's query streams the scan in ~100 round trips to its event
     # loop (measured at 100k chunks: 35-50 ms against 13-18 ms; a re-ingest's whole budget is ~0.5 s),
     # and opened without a LanceDB connection, which a run that changes nothing never makes.
-    arrow = fg.dataset().to_table(columns=["doc_id", "doc_hash"])
+    arrow = ds.to_table(columns=["doc_id", "doc_hash"])
     # One row per chunk: reduce to one per document in Arrow before making Python objects (10x fewer).
     per_doc = arrow.group_by("doc_id").aggregate([("doc_hash", "max"), ([], "count_all")])
     ids = per_doc.column("doc_id").to_pylist()
     return dict(zip(ids, per_doc.column("doc_hash_max").to_pylist())), dict(zip(ids, per_doc.column("count_all").to_pylist()))
+
+
+def _vouch(fg, keys: dict[str, tuple[str, str]], threshold: int) -> dict | None:
+    """The state to store with the source keys (see `llmfti.store.source_keys`): the signature of the
+    table's latest commit, if at exactly that commit the table's documents and doc hashes are the keys'
+    ones (checked by a scan, so a concurrent writer's commit is never vouched for), else None."""
+    from llmfti.store.indexing import indexes_current
+    from llmfti.table_state import consistent_read
+
+    def read(ds):
+        return ds.version, _doc_hashes(ds)[0], indexes_current(ds, threshold)
+
+    (version, stored, current), signature = consistent_read(fg.store.home, fg.table_name, read)
+    if signature is None or stored != {d: h for d, (_, h) in keys.items()}:
+        return None
+    return {"signature": signature, "version": version, "indexes_current": current}
 
 
 def _protected_doc_ids(fg, quarantined: list[QuarantineItem], existing: dict[str, str]) -> set[str]:
@@ -269,7 +289,14 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
     summary.documents["quarantined"] = len(quarantined)
     summary.quarantine = [{"source": q.source, "reason": q.reason, "detail": q.detail} for q in quarantined]
 
-    existing, chunks_per_doc = _existing_docs(fg)
+    vouched = source_keys.vouched(fg.store.home, fg.table_name) if cached and not fg.store.connected else None
+    present_ids = {d[0].doc_id for d in docs}
+    if vouched and not quarantined and not deletes and all(text is None for _, text, _ in docs) and (not sync or present_ids >= cached.keys()):
+        # Every input is a cache hit and the table is still at the commit at which the cache was checked
+        # to be exactly its documents: nothing to change, known without opening the table.
+        existing, chunks_per_doc = {d: h for d, (_, h) in cached.items()}, {}
+    else:
+        existing, chunks_per_doc, vouched = *_existing_docs(fg), None
     changed = [d for d in docs if existing.get(d[0].doc_id) != d[2]]
     # A cached key whose doc hash the table does not hold (the cache is stale): clean and hash for real.
     for i, (item, text, _) in enumerate(changed):
@@ -330,7 +357,10 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
     summary.chunks_written = written if summary.committed else 0
     if summary.committed:
         summary.data_commit = fg.table().version
-    if fg.has_data():
+    vouched = vouched if vouched and vouched.get("indexes_current") and not summary.committed else None
+    if vouched:
+        summary.commit = vouched["version"]  # the commit the state was vouched at, its indices current then
+    elif fg.has_data():
         from llmfti.store.indexing import ensure_indexes, indexes_current
 
         # A run that committed nothing still finishes index work a killed run left undone; when there is
@@ -346,8 +376,9 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
         # Documents not read this run (a watched folder's batch, a stream) keep their keys; deleted ones go.
         gone = set(deleted)
         merged = {d: k for d, k in cached.items() if d not in gone} | keys
-        if merged != cached:
-            source_keys.save(merged)
+        state = vouched or _vouch(fg, merged, config.index_threshold)
+        if merged != cached or state != source_keys.state:
+            source_keys.save(merged, state)
     summary.duration_s = round(time.perf_counter() - started, 3)
     if summary.committed:
         _record_run(fg, summary, ingested_at)

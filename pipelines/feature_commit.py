@@ -27,6 +27,8 @@ def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: in
     whether a commit was made."""
     import pyarrow as pa
 
+    if not rows and not replace_doc_ids:
+        return False  # (and before building an empty table: pyarrow imports pandas for that, ~0.2 s)
     schema = feature_group_schema(dim, kind, scores=[c for c in (rows[0] if rows else {}) if c.startswith(SCORE_PREFIX)])
     data = pa.Table.from_pylist(rows, schema=schema)
     if not fg.has_data():
@@ -43,8 +45,6 @@ def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: in
             if isinstance(exc, RuntimeError) and "already exists" not in str(exc):
                 raise
             return _merge_into(_wait_for_table(fg), data, replace_doc_ids, properties)
-    if not rows and not replace_doc_ids:
-        return False
     # has_data() sees the table's folder, which a concurrent first run creates before its commit lands.
     return _merge_into(_wait_for_table(fg), data, replace_doc_ids, properties)
 

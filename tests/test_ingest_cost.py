@@ -1,6 +1,7 @@
 """A re-ingest that changes nothing costs no model load: the embedder's weights are never loaded and
 torch is never imported (checking the stored fingerprint needs the dtype, which the version pins), and
-no LanceDB connection is made: lancedb is never imported (it reads through pylance).
+no table is opened: neither lancedb nor lance is imported (the metadata comes from its local copy and
+the documents from the source keys, both valid while the tables' signatures are unchanged).
 Speed itself is measured by bench/ingest.py --cli, not asserted here."""
 
 import json
@@ -36,7 +37,7 @@ def weightless(config):
     return WeightlessMiniLM(real.source, real.id, dtype=config.embedder.dtype)
 
 
-def test_a_no_op_re_ingest_from_a_fresh_process_never_imports_torch_lancedb_or_loads_weights(home, corpus):
+def test_a_no_op_re_ingest_from_a_fresh_process_never_imports_torch_lance_or_loads_weights(home, corpus):
     config = FeatureConfig()  # the embedded default, dtype auto
     fg_first = run_ingest("docs", [str(corpus)], config=config, embedder=weightless(config), home=home)
     assert fg_first.committed
@@ -46,14 +47,14 @@ def test_a_no_op_re_ingest_from_a_fresh_process_never_imports_torch_lancedb_or_l
         "from llmfti.cli import main\n"
         "try:\n    main()\n"
         "finally:\n"
-        "    sys.stderr.write('\\nMODULES ' + json.dumps({m: m in sys.modules for m in ('torch', 'sentence_transformers', 'transformers', 'lancedb')}) + '\\n')\n"
+        "    sys.stderr.write('\\nMODULES ' + json.dumps({m: m in sys.modules for m in ('torch', 'sentence_transformers', 'transformers', 'lancedb', 'lance', 'pandas')}) + '\\n')\n"
     )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)
     assert not summary["committed"] and summary["documents"]["unchanged"] == 3
     modules = json.loads(proc.stderr.rsplit("MODULES ", 1)[1])
-    assert modules == {"torch": False, "sentence_transformers": False, "transformers": False, "lancedb": False}
+    assert modules == {"torch": False, "sentence_transformers": False, "transformers": False, "lancedb": False, "lance": False, "pandas": False}
     assert summary["commit"] == fg_first.commit  # the version it reports is the one the first run left
 
 

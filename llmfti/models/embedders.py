@@ -22,7 +22,7 @@ import numpy as np
 
 from llmfti.config.features import EmbedderConfig
 from llmfti.errors import ConfigError
-from llmfti.hashing import sha256_file, sha256_json
+from llmfti.hashing import sha256_file_memo, sha256_json
 from llmfti.models.embedder import Embedder, ProgressFn
 
 __all__ = ["Embedder", "ProgressFn", "SentenceTransformerEmbedder", "load_embedder", "resolve_device", "resolve_dtype"]
@@ -217,7 +217,7 @@ class SentenceTransformerEmbedder(Embedder):
                 self.dtype = self._dtype_request
             if self.is_local:
                 root = Path(self.source)
-                files = {n: sha256_file(root / n) for n in self._WEIGHT_FILES + self._CONFIG_FILES if (root / n).is_file()}
+                files = {n: sha256_file_memo(root / n) for n in self._WEIGHT_FILES + self._CONFIG_FILES if (root / n).is_file()}
             else:
                 self.warm_up()
                 files = {"state_dict": sha256_json({k: v.float().sum().item() for k, v in self._model.state_dict().items()})}

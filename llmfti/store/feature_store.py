@@ -42,12 +42,28 @@ class FeatureStore:
             self._tables[name] = SystemTable(self.home, name, _SCHEMAS[name], db=self._db, connect=lambda: self.db)
         return self._tables[name]
 
-    def _meta_rows(self, where: str | None = None) -> list[dict[str, Any]]:
-        # One row per key, the first created: a duplicate left by a racing first ingest (see
-        # register_meta) never shows as a second version.
+    def _meta_rows(self, **equal: Any) -> list[dict[str, Any]]:
+        """Metadata rows whose columns equal `equal`, one per key, the first created: a duplicate left by a
+        racing first ingest (see register_meta) never shows as a second version. The table is small (a
+        row per feature-group version) and read whole; before this store connects, from the copy that
+        `table_state.table_rows` keeps while the table is unchanged, so a run that writes nothing never
+        opens Lance."""
+        rows = None
+        if not self.connected:
+            from llmfti.table_state import pylist, table_rows
+
+            snapshot = table_rows(self.home, FG_META)
+            if snapshot is None:
+                rows = []
+            elif all(f.name in snapshot.schema.names for f in schema.FG_META_SCHEMA):
+                rows = pylist(snapshot)
+            # else: written by an earlier llmfti without newer columns: read through the connection, which adds them.
+        if rows is None:
+            rows = self.system_table(FG_META).query()
         first: dict[str, dict] = {}
-        for row in sorted(self.system_table(FG_META).query(where), key=lambda r: (r["created_at"], r["embedder_fingerprint"] or "")):
-            first.setdefault(row["key"], row)
+        for row in sorted(rows, key=lambda r: (r["created_at"], r["embedder_fingerprint"] or "")):
+            if all(row[k] == v for k, v in equal.items()):
+                first.setdefault(row["key"], row)
         return list(first.values())
 
     def list_groups(self) -> list[dict[str, Any]]:
@@ -55,10 +71,10 @@ class FeatureStore:
         return sorted(({k: v for k, v in r.items()} for r in rows), key=lambda r: (r["name"], r["version"]))
 
     def versions(self, name: str) -> list[int]:
-        return sorted(r["version"] for r in self._meta_rows(f"name = {sql_quote(name)}"))
+        return sorted(r["version"] for r in self._meta_rows(name=name))
 
     def meta(self, name: str, version: int) -> dict[str, Any] | None:
-        rows = self._meta_rows(f"key = {sql_quote(f'{name}:{version}')}")
+        rows = self._meta_rows(key=f"{name}:{version}")
         return rows[0] if rows else None
 
     def register_meta(self, row: dict[str, Any], *, wait_s: float = 30.0) -> dict[str, Any]:
@@ -83,6 +99,9 @@ class FeatureStore:
         (folder / "feature_group.json").write_text(json.dumps(row, indent=2, sort_keys=True, default=str), encoding="utf-8")
         self.home.publish(folder / "feature_group.json")
         self.system_table(FG_META).insert_unique(row, "key")
+        from llmfti.table_state import table_rows
+
+        table_rows(self.home, FG_META)  # refresh the local copy now: the next run reads it without opening Lance
         return self.meta(row["name"], row["version"])
 
     def feature_group(self, ref_or_name: str, version: int | None = None, *, must_exist: bool = True):

@@ -6,6 +6,12 @@ A cache beside the table, `artifacts/feature_groups/NAME/VERSION/source_keys.arr
 atomically (temp file + rename) after a run. Never trusted alone: a key counts only while its doc hash
 is the one the table holds for that document, so a stale or lost cache costs time, never correctness.
 The key includes a hash of the cleaner's source, so a changed cleaner re-cleans everything.
+
+The file may also carry a *vouched state*: the table signature (`llmfti.table_state`) of a commit at
+which the cache's doc hashes were checked to be exactly the table's documents, with that commit's
+number and whether its indices were current. While the table's signature is still that one, a run
+takes the documents and their hashes from the cache instead of scanning the table (a re-ingest that
+changes nothing then never opens Lance); any commit since, by anyone, changes the signature.
 """
 
 from __future__ import annotations
@@ -33,27 +39,48 @@ def raw_key(doc) -> str:
     return sha256_text(_cleaner_version(), doc.text, meta, explicit, fields)[:32]
 
 
+_STATE_KEY = b"llmfti_vouched_state"
+
+
 class SourceKeys:
     def __init__(self, fg):
         self.path = Path(fg.store.home.artifacts) / "feature_groups" / fg.name / str(fg.version) / "source_keys.arrow"
+        self.state: dict | None = None  # the vouched state read by load(): {"signature", "version", "indexes_current"}
 
     def load(self) -> dict[str, tuple[str, str]]:
         """doc_id -> (raw key, doc hash); empty when there is no cache or it cannot be read."""
         import pyarrow as pa
 
+        self.state = None
         try:
             with pa.memory_map(str(self.path)) as src:
                 table = pa.ipc.open_file(src).read_all()
         except (OSError, pa.ArrowInvalid):
             return {}
         ids, keys, hashes = (table.column(c).to_pylist() for c in ("doc_id", "raw_key", "doc_hash"))
+        raw_state = (table.schema.metadata or {}).get(_STATE_KEY)
+        if raw_state:
+            try:
+                self.state = json.loads(raw_state)
+            except ValueError:
+                self.state = None
         return {d: (k, h) for d, k, h in zip(ids, keys, hashes)}
 
-    def save(self, entries: dict[str, tuple[str, str]]) -> None:
+    def vouched(self, home, table_name: str) -> dict | None:
+        """The loaded state, if the table is still at the commit it was vouched at."""
+        from llmfti.table_state import table_signature
+
+        if not self.state or not self.state.get("signature"):
+            return None
+        return self.state if table_signature(home, table_name) == self.state["signature"] else None
+
+    def save(self, entries: dict[str, tuple[str, str]], state: dict | None = None) -> None:
         import pyarrow as pa
 
         ids = sorted(entries)
         table = pa.table({"doc_id": ids, "raw_key": [entries[d][0] for d in ids], "doc_hash": [entries[d][1] for d in ids]})
+        if state:
+            table = table.replace_schema_metadata({_STATE_KEY: json.dumps(state, sort_keys=True).encode()})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
