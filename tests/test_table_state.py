@@ -168,3 +168,23 @@ def test_documents_the_keys_do_not_know_keep_the_full_path(home, corpus, hash_co
     assert not kept.committed
     synced, _ = fresh_ingest(home, corpus, sync=True)
     assert synced.committed and synced.documents["deleted"] == 1
+
+
+def test_large_tables_are_vouched_for_by_the_next_no_op_scan_not_by_an_extra_one(home, corpus, hash_config, monkeypatch):
+    import llmfti.pipelines.feature as feature
+
+    monkeypatch.setattr(feature, "VOUCH_SCAN_MAX_ROWS", 0)  # every table counts as large
+    extra_scans = []
+    real = feature._vouch
+    monkeypatch.setattr(feature, "_vouch", lambda *a: extra_scans.append(a) or real(*a))
+    first, store = fresh_ingest(home, corpus, hash_config)
+    fg = store.feature_group("docs")
+    keys = SourceKeys(fg)
+    keys.load()
+    assert extra_scans == [] and keys.state is None  # the committing run paid no second scan
+    second, _ = fresh_ingest(home, corpus)  # scans (no state), and vouches from that scan
+    assert not second.committed and keys.load() and keys.state["version"] == first.commit and extra_scans == []
+    with monkeypatch.context() as m:
+        no_table_reads(m)
+        third, _ = fresh_ingest(home, corpus)
+    assert not third.committed and third.commit == first.commit
