@@ -5,6 +5,8 @@ Layout::
 
     <home>/db/          LanceDB database (feature groups, metadata, quarantine, runs, ...)
     <home>/artifacts/   model folders, adapters, datasets' side files, reports
+    <home>/cache/       copies of small tables, valid while the table is unchanged (llmfti.table_state);
+                        safe to delete
 
 A home may also be an object-store URI, `s3://bucket/prefix` (docs/scale-out.md). Then the database
 is `s3://bucket/prefix/db` and the artifacts live under `s3://bucket/prefix/artifacts/`, while

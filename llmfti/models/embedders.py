@@ -170,8 +170,9 @@ class SentenceTransformerEmbedder(Embedder):
     def batch_lengths(self, texts: list[str]) -> list[int]:
         """Tokens the model sees per text (special tokens included, cut at max_seq_length): a batch
         pads to its longest in tokens, and characters are a poor proxy for that. On 920 NetworkX
-        chunks, batches of 64 cut by tokens hold 13 % fewer padded tokens and 25 % less attention
-        work than batches cut by characters (sentence-transformers' order)."""
+        chunks, batches of 64 cut by tokens hold 31 % fewer padded tokens (89k against 130k) and 45 %
+        less attention work than batches cut by characters (sentence-transformers' order): a raw bf16
+        encode of the same chunks took 8.0-8.9 s instead of 11.9-13.5 s (bench/ingest.py --cli)."""
         counts = [len(e.ids) for e in self._hf_tokenizer().encode_batch(texts, add_special_tokens=True)]
         limit = self._max_seq_length()
         return [min(n, limit) for n in counts] if limit else counts
