@@ -5,7 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+import uuid
 from pathlib import Path
+
+_RACY_NS = 3_000_000_000  # files changed this recently are not remembered
 
 
 def sha256_text(*parts: str) -> str:
@@ -31,7 +35,7 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
 def sha256_file_memo(path: str | Path) -> str:
     """`sha256_file`, remembered per file state: a digest made once is kept under the user's cache
     (`$LLMFTI_CACHE_DIR`, default ~/.cache/llmfti, `file-sha256/`) keyed by the file's path, inode, size,
-    modification and change times, as git's index remembers what it hashed. Writing the file, replacing
+    modification and change times (POSIX: the change time is the inode's), as git's index remembers what it hashed. Writing the file, replacing
     it, or resetting its mtime (which sets the change time, which no user can set) makes a new key. For
     fingerprints that every run checks (an embedder's 90 MB of weights: ~60 ms of each cold start); an
     integrity check (`llmfti.registry.verify`) hashes the bytes every time."""
@@ -46,9 +50,13 @@ def sha256_file_memo(path: str | Path) -> str:
     except OSError:
         pass
     digest = sha256_file(path)
+    if time.time_ns() - max(st.st_mtime_ns, st.st_ctime_ns) < _RACY_NS:
+        # Changed within the last seconds: a rewrite in the same timestamp tick (coarse on some file
+        # systems) would keep the key, so a file this fresh is hashed again next time (git's "racy" rule).
+        return digest
     try:
         memo.parent.mkdir(parents=True, exist_ok=True)
-        tmp = memo.with_suffix(f".{os.getpid()}.tmp")
+        tmp = memo.with_suffix(f".{uuid.uuid4().hex}.tmp")
         tmp.write_text(digest)
         os.replace(tmp, memo)
     except OSError:

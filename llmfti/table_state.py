@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 
 _SIGNATURE_KEY = b"llmfti_table_signature"
 
@@ -27,10 +28,13 @@ def table_signature(home, name: str) -> str | None:
         return None
     folder = home.db_path / f"{name}.lance" / "_versions"
     try:
-        entries = sorted((e.name, s.st_size, s.st_mtime_ns) for e in os.scandir(folder) for s in (e.stat(),))
-    except (FileNotFoundError, NotADirectoryError):
-        return None  # no table, or a file deleted between the listing and its stat (a cleanup running)
-    if not any(n.endswith(".manifest") for n, _, _ in entries):
+        # Inodes too: a table dropped and re-created within one timestamp tick (coarse on some network
+        # file systems) has the same manifest names and sizes, but new files in a new folder.
+        entries = sorted((e.name, e.inode(), s.st_size, s.st_mtime_ns) for e in os.scandir(folder) for s in (e.stat(),))
+        entries.append(("", os.stat(folder).st_ino, 0, 0))
+    except OSError:
+        return None  # no table, no access, or a file deleted between the listing and its stat (a cleanup)
+    if not any(e[0].endswith(".manifest") for e in entries):
         return None
     return hashlib.sha256(json.dumps(entries).encode()).hexdigest()
 
@@ -116,7 +120,7 @@ def _write_copy(path, table) -> None:
 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = path.with_suffix(f".{uuid.uuid4().hex}.tmp")  # unique per writer: threads and hosts share homes
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         os.replace(tmp, path)  # readers see the old copy or the new one, never half of one

@@ -143,7 +143,7 @@ def _doc_hashes(ds) -> tuple[dict[str, str], dict[str, int]]:
 VOUCH_SCAN_MAX_ROWS = 50_000
 
 
-def _vouched_by_scan(fg, scanned_at: str | None, version: int, existing: dict[str, str]) -> dict | None:
+def _vouched_by_scan(fg, scanned_at: str | None, version: int, existing: dict[str, str], threshold: int) -> dict | None:
     """The state a run that committed nothing can vouch for from the scan it made: the table's signature
     was `scanned_at` before the scan and still is, so the scan read exactly that commit. The caller
     checks `documents` against the source keys."""
@@ -151,7 +151,7 @@ def _vouched_by_scan(fg, scanned_at: str | None, version: int, existing: dict[st
 
     if scanned_at is None or table_signature(fg.store.home, fg.table_name) != scanned_at:
         return None
-    return {"signature": scanned_at, "version": version, "indexes_current": True, "documents": existing}
+    return {"signature": scanned_at, "version": version, "indexes_current": True, "index_threshold": threshold, "documents": existing}
 
 
 def _vouch(fg, keys: dict[str, tuple[str, str]], threshold: int) -> dict | None:
@@ -162,12 +162,12 @@ def _vouch(fg, keys: dict[str, tuple[str, str]], threshold: int) -> dict | None:
     from llmfti.table_state import consistent_read
 
     def read(ds):
-        return ds.version, _doc_hashes(ds)[0], indexes_current(ds, threshold)
+        return None if ds is None else (ds.version, _doc_hashes(ds)[0], indexes_current(ds, threshold))
 
-    (version, stored, current), signature = consistent_read(fg.store.home, fg.table_name, read)
-    if signature is None or stored != {d: h for d, (_, h) in keys.items()}:
+    found, signature = consistent_read(fg.store.home, fg.table_name, read)
+    if found is None or signature is None or found[1] != {d: h for d, (_, h) in keys.items()}:
         return None
-    return {"signature": signature, "version": version, "indexes_current": current}
+    return {"signature": signature, "version": found[0], "indexes_current": found[2], "index_threshold": threshold}
 
 
 def _protected_doc_ids(fg, quarantined: list[QuarantineItem], existing: dict[str, str]) -> set[str]:
@@ -307,6 +307,8 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
     summary.quarantine = [{"source": q.source, "reason": q.reason, "detail": q.detail} for q in quarantined]
 
     vouched = source_keys.vouched(fg.store.home, fg.table_name) if cached and not fg.store.connected else None
+    if vouched and vouched.get("index_threshold") != config.index_threshold:
+        vouched = None  # its indices were judged current for another threshold (a --set index_threshold=N run)
     scanned_at = None
     present_ids = {d[0].doc_id for d in docs}
     if vouched and not quarantined and not deletes and all(text is None for _, text, _ in docs) and (not sync or present_ids >= cached.keys()):
@@ -391,7 +393,7 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
         if unchanged is not None and indexes_current(unchanged, config.index_threshold):
             summary.commit = unchanged.version
             # This run's scan was of this commit if the listing did not move since: vouch from it, free.
-            vouched = _vouched_by_scan(fg, scanned_at, summary.commit, existing)
+            vouched = _vouched_by_scan(fg, scanned_at, summary.commit, existing, config.index_threshold)
         else:
             ensure_indexes(fg.table(), config.index_threshold)
             summary.commit = fg.table().version

@@ -56,10 +56,15 @@ def test_embed_cuts_batches_by_token_count():
         assert np.allclose(vecs[i], emb.embed([text])[0], atol=1e-5)
 
 
-def test_batch_order_is_deterministic_with_ties():
+def test_ties_in_tokens_go_longest_in_characters_first_then_in_input_order():
     emb = _embedder()
-    texts = ["same length here", "same length here", "other words here"]
-    assert emb.batch_order(texts) == emb.batch_order(list(texts))
-    lengths = emb.batch_lengths(texts)
+    words = ["cat", "dog", "elephant", "giraffe", "hippopotamus", "ox", "rhinoceros", "zebra"]
+    lengths = dict(zip(words, emb.batch_lengths(words)))
+    same = [w for w in words if lengths[w] == lengths["cat"]]
+    assert len({len(w) for w in same}) > 1  # a tie in tokens that characters break
+    texts = same[::-1] + [same[0]]  # shortest-in-characters last, and one duplicate
     order = emb.batch_order(texts)
-    assert [lengths[i] for i in order] == sorted(lengths, reverse=True)
+    chars = [len(texts[i]) for i in order]
+    assert chars == sorted(chars, reverse=True)
+    dup = [i for i in order if texts[i] == same[0]]
+    assert dup == sorted(dup)  # equal texts keep their input order

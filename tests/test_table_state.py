@@ -10,7 +10,7 @@ import os
 import pyarrow as pa
 
 from conftest import write
-from llmfti.hashing import sha256_file, sha256_file_memo
+from llmfti.hashing import sha256_file_memo
 from llmfti.home import ProjectHome
 from llmfti.pipelines.feature import ingest as run_ingest
 from llmfti.store import FeatureStore
@@ -55,20 +55,62 @@ def test_a_commit_by_another_writer_ends_the_vouched_state(home, corpus, hash_co
     assert "loops.md" in docs
 
 
-def test_changes_deletes_and_bad_input_take_the_full_path(home, corpus, hash_config):
-    fresh_ingest(home, corpus, hash_config)
+def count_scans(monkeypatch) -> list:
+    """Record every scan of the stored documents (the full path; the fast path makes none)."""
+    import llmfti.pipelines.feature as feature
+
+    scans = []
+    real = feature._existing_docs
+    monkeypatch.setattr(feature, "_existing_docs", lambda fg: scans.append(fg.key) or real(fg))
+    return scans
+
+
+def test_changes_deletes_and_bad_input_take_the_full_path(home, corpus, hash_config, monkeypatch):
+    from llmfti.pipelines.feature import ingest_items
+    from llmfti.sources.loaders import load_sources
+
+    scans = count_scans(monkeypatch)
+    fresh_ingest(home, corpus, hash_config)  # a small table: the committing run vouches for its commit
+    scans.clear()
+    fresh_ingest(home, corpus)
+    assert scans == []  # so this no-op takes the fast path: the control for what follows
+
     write(corpus / "new.md", "# New\n\nA new document.\n")
     added, _ = fresh_ingest(home, corpus)
-    assert added.committed and added.documents["added"] == 1
+    assert added.committed and added.documents["added"] == 1 and len(scans) == 1
     (corpus / "new.md").unlink()
-    kept, _ = fresh_ingest(home, corpus)  # without --sync a missing file stays
+    kept, _ = fresh_ingest(home, corpus)  # without --sync a missing file stays (fast path: nothing to do)
     assert not kept.committed
+    scans.clear()
     synced, _ = fresh_ingest(home, corpus, sync=True)
-    assert synced.committed and synced.documents["deleted"] == 1
+    assert synced.committed and synced.documents["deleted"] == 1 and synced.chunks_deleted >= 1 and scans == ["docs:1"]
+
+    (corpus / "loops.md").unlink()
+    scans.clear()
+    fg = FeatureStore(home).feature_group("docs")
+    gone = ingest_items(fg, lambda cfg: load_sources([str(corpus)], max_file_bytes=cfg.max_file_bytes, kind=cfg.kind), deletes=["loops.md"])
+    assert gone.committed and gone.documents["deleted"] == 1 and gone.chunks_deleted >= 1 and scans == ["docs:1"]
+
+    fresh_ingest(home, corpus)  # vouch again
     write(corpus / "bad.pdf", b"%PDF-1.4 not really")
+    scans.clear()
     bad, _ = fresh_ingest(home, corpus)
-    assert not bad.committed and bad.documents["quarantined"] == 1
+    assert not bad.committed and bad.documents["quarantined"] == 1 and scans == ["docs:1"]
     assert FeatureStore(home).quarantine("docs:1")  # the quarantine record was written
+
+
+def test_another_index_threshold_takes_the_full_path(home, corpus, hash_config, monkeypatch):
+    scans = count_scans(monkeypatch)
+    fresh_ingest(home, corpus, hash_config)
+    fresh_ingest(home, corpus)
+    scans.clear()
+    lower = hash_config.model_copy(update={"index_threshold": hash_config.index_threshold // 2})
+    again, store = fresh_ingest(home, corpus, lower)
+    # Its indices were judged current at another threshold: this run checks them at its own.
+    assert not again.committed and scans == ["docs:1"]
+    keys = SourceKeys(store.feature_group("docs"))
+    keys.load()
+    assert keys.state["index_threshold"] == lower.index_threshold
 
 
 def test_a_state_is_vouched_only_for_a_commit_nobody_changed_during_the_check(home, corpus, hash_config):
@@ -106,13 +148,18 @@ def test_the_metadata_copy_follows_the_table(home, corpus, hash_config, monkeypa
     with monkeypatch.context() as m:
         no_table_reads(m)
         assert FeatureStore(home).versions("docs") == [1]  # from the copy
-    # A new version registered by another process changes the table's signature: the copy is not used.
-    run_ingest(FeatureStore(home).feature_group("docs", 2, must_exist=False), [str(corpus)], config=hash_config)
-    assert FeatureStore(home).versions("docs") == [1, 2]
+    # A row written straight into the table (not through register_meta, which refreshes the copy):
+    # the table's signature changes, so the copy is not used.
+    meta = h.connect().open_table("_fg_meta")
+    row = meta.search().limit(1).to_arrow()
+    row = row.set_column(row.schema.get_field_index("key"), "key", pa.array(["docs:3"], pa.string()))
+    row = row.set_column(row.schema.get_field_index("version"), "version", pa.array([3], pa.int32()))
+    meta.add(row)
+    assert FeatureStore(home).versions("docs") == [1, 3]
     # A torn copy is read around, not trusted.
     copy = h.root / "cache" / "tables" / "_fg_meta.arrow"
     copy.write_bytes(b"not arrow")
-    assert FeatureStore(home).versions("docs") == [1, 2]
+    assert FeatureStore(home).versions("docs") == [1, 3]
     assert table_rows(h, "_fg_meta").num_rows == 2
     assert table_rows(h, "no_such_table") is None
 
@@ -132,17 +179,22 @@ def test_pylist_matches_pyarrow_without_pandas():
 
 
 def test_a_remembered_file_hash_follows_the_file(tmp_path, monkeypatch):
+    import llmfti.hashing as hashing
+
     monkeypatch.setenv("LLMFTI_CACHE_DIR", str(tmp_path / "cache"))
     f = tmp_path / "weights.bin"
     f.write_bytes(b"a" * 4096)
-    assert sha256_file_memo(f) == sha256_file(f)
-    import llmfti.hashing as hashing
-
     calls = []
     real = hashing.sha256_file
     monkeypatch.setattr(hashing, "sha256_file", lambda p: calls.append(p) or real(p))
+    # A file changed in the last seconds is hashed every time (a rewrite in the same timestamp tick
+    # would keep its key).
+    assert sha256_file_memo(f) == real(f) and sha256_file_memo(f) == real(f)
+    assert len(calls) == 2
+    monkeypatch.setattr(hashing, "_RACY_NS", 0)  # as if the file were older
     before = sha256_file_memo(f)
-    assert calls == []  # remembered
+    calls.clear()
+    assert sha256_file_memo(f) == before and calls == []  # remembered
     st = f.stat()
     f.write_bytes(b"b" * 4096)  # same size
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))  # and the old modification time

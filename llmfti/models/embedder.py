@@ -59,7 +59,8 @@ class Embedder(ABC):
         self.warm_up()
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        order = self.batch_order(texts)
+        # One batch (a query, a small re-ingest): its order cannot change the padding, skip counting tokens.
+        order = self.batch_order(texts) if len(texts) > batch_size else sorted(range(len(texts)), key=lambda i: (-len(texts[i]), i))
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         step = max(1, batch_size)
         for start in range(0, len(order), step):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,9 +62,10 @@ class SourceKeys:
         raw_state = (table.schema.metadata or {}).get(_STATE_KEY)
         if raw_state:
             try:
-                self.state = json.loads(raw_state)
+                state = json.loads(raw_state)
             except ValueError:
-                self.state = None
+                state = None
+            self.state = state if isinstance(state, dict) else None
         return {d: (k, h) for d, k, h in zip(ids, keys, hashes)}
 
     def vouched(self, home, table_name: str) -> dict | None:
@@ -82,7 +84,7 @@ class SourceKeys:
         if state:
             table = table.replace_schema_metadata({_STATE_KEY: json.dumps(state, sort_keys=True).encode()})
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+        tmp = self.path.with_suffix(f".{uuid.uuid4().hex}.tmp")  # unique per writer: threads and hosts share homes
         with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
             writer.write_table(table)
         os.replace(tmp, self.path)
