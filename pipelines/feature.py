@@ -17,8 +17,9 @@ makes no commit.
 and commits them here in the same single transaction (`llmfti.pipelines.ray_engine`); everything
 before (loading, cleaning, quarantine, change detection) is this module's code either way.
 
-The commit itself is `llmfti.pipelines.feature_commit`; the records' scoring hook (score columns
-written in the same commit) is `llmfti.pipelines.record_scoring`.
+The commit itself is `llmfti.pipelines.feature_commit`; what the table holds (stored documents, what
+`sync` keeps, the vouched state that lets a no-op skip the table) is `llmfti.pipelines.feature_state`;
+the records' scoring hook (score columns written in the same commit) is `llmfti.pipelines.record_scoring`.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from llmfti.hashing import sha256_text
 from llmfti.sources.loaders import QuarantineItem, SourceDocument, load_sources
 from llmfti.sources.timeparse import utcnow
 from llmfti.pipelines.feature_commit import _commit, _write_quarantine
+from llmfti.pipelines.feature_state import known_documents, protected_doc_ids, state_after_run, vouched_by_scan
 from llmfti.pipelines.record_scoring import score_new_records
 from llmfti.store.feature_store import RUNS
 from llmfti.transforms.model_independent.clean import clean_text
@@ -117,88 +119,6 @@ def doc_hash(doc: SourceDocument, text: str) -> str:
     # A file's mtime is not content: touching a file must not re-embed it. An explicit date is content.
     explicit = doc.event_time.isoformat() if doc.event_time_explicit else ""
     return sha256_text(text, json.dumps(doc.metadata, sort_keys=True, default=str), explicit, json.dumps(doc.fields, sort_keys=True))
-
-
-def _existing_docs(fg) -> tuple[dict[str, str], dict[str, int]]:
-    """Per stored document, its doc hash and its number of chunks, from one scan of two columns."""
-    if not fg.has_data():
-        return {}, {}
-    return _doc_hashes(fg.dataset())
-
-
-def _doc_hashes(ds) -> tuple[dict[str, str], dict[str, int]]:
-    # Through pylance in one call: lancedb's query streams the scan in ~100 round trips to its event
-    # loop (measured at 100k chunks: 35-50 ms against 13-18 ms; a re-ingest's whole budget is ~0.5 s),
-    # and opened without a LanceDB connection, which a run that changes nothing never makes.
-    arrow = ds.to_table(columns=["doc_id", "doc_hash"])
-    # One row per chunk: reduce to one per document in Arrow before making Python objects (10x fewer).
-    per_doc = arrow.group_by("doc_id").aggregate([("doc_hash", "max"), ([], "count_all")])
-    ids = per_doc.column("doc_id").to_pylist()
-    return dict(zip(ids, per_doc.column("doc_hash_max").to_pylist())), dict(zip(ids, per_doc.column("count_all").to_pylist()))
-
-
-# A committing run vouches for the new commit with a scan of two columns (~15 ms per 100k chunks); above
-# this size it leaves that to the next run that changes nothing, which scans anyway (a 1 % re-ingest of
-# 100k chunks takes ~0.5 s, and its budget is 3 % of a full ingest).
-VOUCH_SCAN_MAX_ROWS = 50_000
-
-
-def _vouched_by_scan(fg, scanned_at: str | None, version: int, existing: dict[str, str], threshold: int) -> dict | None:
-    """The state a run that committed nothing can vouch for from the scan it made: the table's signature
-    was `scanned_at` before the scan and still is, so the scan read exactly that commit. The caller
-    checks `documents` against the source keys."""
-    from llmfti.table_state import table_signature
-
-    if scanned_at is None or table_signature(fg.store.home, fg.table_name) != scanned_at:
-        return None
-    return {"signature": scanned_at, "version": version, "indexes_current": True, "index_threshold": threshold, "documents": existing}
-
-
-def _vouch(fg, keys: dict[str, tuple[str, str]], threshold: int) -> dict | None:
-    """The state to store with the source keys (see `llmfti.store.source_keys`): the signature of the
-    table's latest commit, if at exactly that commit the table's documents and doc hashes are the keys'
-    ones (checked by a scan, so a concurrent writer's commit is never vouched for), else None."""
-    from llmfti.store.indexing import indexes_current
-    from llmfti.table_state import consistent_read
-
-    def read(ds):
-        return None if ds is None else (ds.version, _doc_hashes(ds)[0], indexes_current(ds, threshold))
-
-    found, signature = consistent_read(fg.store.home, fg.table_name, read)
-    if found is None or signature is None or found[1] != {d: h for d, (_, h) in keys.items()}:
-        return None
-    return {"signature": signature, "version": found[0], "indexes_current": found[2], "index_threshold": threshold}
-
-
-def _protected_doc_ids(fg, quarantined: list[QuarantineItem], existing: dict[str, str]) -> set[str]:
-    """Stored doc ids that --sync must keep because this run could not read what would replace them:
-    quarantined documents (by id), every record of a JSONL file with any quarantined line (a bad line's
-    id is unknown), and everything under an unreadable directory. Matched in Python on relative ids and
-    sources, so `_` or `%` in a file name are plain characters and the working directory does not matter."""
-    protected = {q.doc_id for q in quarantined if q.doc_id}
-    files = {q.file for q in quarantined if q.file is not None}
-    prefixes = {q.prefix for q in quarantined if q.prefix is not None}
-    if not (files or prefixes) or not existing:
-        return protected
-    id_scopes = tuple(prefixes) + tuple(f + "#" for f in files)  # hash ids of records are "<file>#<hash>"
-    source_scopes = tuple(prefixes) + tuple(f + ":" for f in files)  # record sources are "<file>:<line>"
-    protected |= {d for d in existing if d.startswith(id_scopes)}
-    for doc_id, source in _stored_sources(fg):
-        if _within(source, source_scopes):
-            protected.add(doc_id)
-    return protected
-
-
-def _stored_sources(fg) -> set[tuple[str, str]]:
-    arrow = fg.table().search().select(["doc_id", "source"]).limit(None).to_arrow()
-    return set(zip(arrow.column("doc_id").to_pylist(), arrow.column("source").to_pylist()))
-
-
-def _within(source: str, scopes: tuple[str, ...]) -> bool:
-    """Whether a stored source lies in one of `scopes` (paths relative to the ingest root). Rows written
-    before sources were stored relative hold the path as given then, which ends with the relative path:
-    matching that too may keep a row too many, never deletes one too many."""
-    return source.startswith(scopes) or any("/" + scope in source for scope in scopes)
 
 
 def _chunk_rows(docs: list[tuple[SourceDocument, str, str]], chunker, kind: str, run_id: str, ingested_at: datetime) -> tuple[list[dict], list[str]]:
@@ -306,20 +226,9 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
     summary.documents["quarantined"] = len(quarantined)
     summary.quarantine = [{"source": q.source, "reason": q.reason, "detail": q.detail} for q in quarantined]
 
-    vouched = source_keys.vouched(fg.store.home, fg.table_name) if cached and not fg.store.connected else None
-    if vouched and vouched.get("index_threshold") != config.index_threshold:
-        vouched = None  # its indices were judged current for another threshold (a --set index_threshold=N run)
-    scanned_at = None
-    present_ids = {d[0].doc_id for d in docs}
-    if vouched and not quarantined and not deletes and all(text is None for _, text, _ in docs) and (not sync or present_ids >= cached.keys()):
-        # Every input is a cache hit and the table is still at the commit at which the cache was checked
-        # to be exactly its documents: nothing to change, known without opening the table.
-        existing, chunks_per_doc = {d: h for d, (_, h) in cached.items()}, {}
-    else:
-        from llmfti.table_state import table_signature
-
-        scanned_at = table_signature(fg.store.home, fg.table_name)  # what the scan below sees, unless a commit lands
-        existing, chunks_per_doc, vouched = *_existing_docs(fg), None
+    # From the source keys without opening the table when their vouched state holds and nothing can change.
+    existing, chunks_per_doc, vouched, scanned_at = known_documents(fg, source_keys, cached, docs, quarantined, sync=sync, deletes=deletes,
+                                                                    index_threshold=config.index_threshold)
     changed = [d for d in docs if existing.get(d[0].doc_id) != d[2]]
     # A cached key whose doc hash the table does not hold (the cache is stale): clean and hash for real.
     for i, (item, text, _) in enumerate(changed):
@@ -335,12 +244,12 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
     if sync:
         present = {d[0].doc_id for d in docs}
         # A document that is quarantined this run keeps its last good chunks: nothing is lost to bad input.
-        protected = _protected_doc_ids(fg, quarantined, existing)
+        protected = protected_doc_ids(fg, quarantined, existing)
         deleted = sorted(doc_id for doc_id in existing if doc_id not in present and doc_id not in protected)
         summary.documents["deleted"] = len(deleted)
     if deletes:
         present = {d[0].doc_id for d in docs}
-        keep = _protected_doc_ids(fg, quarantined, existing)  # as with sync: bad input never deletes what it would replace
+        keep = protected_doc_ids(fg, quarantined, existing)  # as with sync: bad input never deletes what it would replace
         deleted = sorted(set(deleted) | {d for d in deletes if d in existing and d not in present and d not in keep})
         summary.documents["deleted"] = len(deleted)
 
@@ -393,7 +302,7 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
         if unchanged is not None and indexes_current(unchanged, config.index_threshold):
             summary.commit = unchanged.version
             # This run's scan was of this commit if the listing did not move since: vouch from it, free.
-            vouched = _vouched_by_scan(fg, scanned_at, summary.commit, existing, config.index_threshold)
+            vouched = vouched_by_scan(fg, scanned_at, summary.commit, existing, config.index_threshold)
         else:
             ensure_indexes(fg.table(), config.index_threshold)
             summary.commit = fg.table().version
@@ -401,14 +310,10 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
         # Documents not read this run (a watched folder's batch, a stream) keep their keys; deleted ones go.
         gone = set(deleted)
         merged = {d: k for d, k in cached.items() if d not in gone} | keys
-        scanned = vouched.pop("documents", None) if vouched else None
-        if scanned is not None and scanned != {d: h for d, (_, h) in merged.items()}:
-            vouched = None  # the table holds documents the keys do not (or other hashes): nothing to vouch for
         rows_now = sum(chunks_per_doc.values()) - summary.chunks_deleted + summary.chunks_written
-        if vouched is None and summary.committed and rows_now <= VOUCH_SCAN_MAX_ROWS:
-            vouched = _vouch(fg, merged, config.index_threshold)
-        if merged != cached or vouched != source_keys.state:
-            source_keys.save(merged, vouched)
+        state = state_after_run(fg, vouched, merged, committed=summary.committed, rows_now=rows_now, threshold=config.index_threshold)
+        if merged != cached or state != source_keys.state:
+            source_keys.save(merged, state)
     summary.duration_s = round(time.perf_counter() - started, 3)
     if summary.committed:
         _record_run(fg, summary, ingested_at)

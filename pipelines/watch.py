@@ -89,10 +89,10 @@ def _stored_under(fg, rels: list[str]) -> set[str]:
     (source '<file>:<line>'), and everything under a removed folder."""
     if not rels or not fg.has_data():
         return set()
-    from llmfti.pipelines.feature import _stored_sources
+    from llmfti.pipelines.feature_state import stored_sources
 
     scopes = tuple(rels) + tuple(r + "/" for r in rels) + tuple(r + ":" for r in rels)
-    return {doc_id for doc_id, source in _stored_sources(fg) if doc_id in rels or source.startswith(scopes) or doc_id.startswith(scopes)}
+    return {doc_id for doc_id, source in stored_sources(fg) if doc_id in rels or source.startswith(scopes) or doc_id.startswith(scopes)}
 
 
 def ingest_changes(fg, root: str | Path, upserts: list[Path], deletes: list[Path], *, config=None, embedder=None, progress: bool = False):

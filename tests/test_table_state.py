@@ -57,11 +57,11 @@ def test_a_commit_by_another_writer_ends_the_vouched_state(home, corpus, hash_co
 
 def count_scans(monkeypatch) -> list:
     """Record every scan of the stored documents (the full path; the fast path makes none)."""
-    import llmfti.pipelines.feature as feature
+    import llmfti.pipelines.feature_state as feature_state
 
     scans = []
-    real = feature._existing_docs
-    monkeypatch.setattr(feature, "_existing_docs", lambda fg: scans.append(fg.key) or real(fg))
+    real = feature_state.stored_docs
+    monkeypatch.setattr(feature_state, "stored_docs", lambda fg: scans.append(fg.key) or real(fg))
     return scans
 
 
@@ -216,19 +216,21 @@ def test_documents_the_keys_do_not_know_keep_the_full_path(home, corpus, hash_co
     foreign = row.set_column(row.schema.get_field_index("doc_id"), "doc_id", pa.array(["elsewhere.md"]))
     foreign = foreign.set_column(foreign.schema.get_field_index("chunk_id"), "chunk_id", pa.array(["elsewhere.md#0"]))
     tbl.add(foreign)
-    kept, _ = fresh_ingest(home, corpus)
+    kept, _ = fresh_ingest(home, corpus)  # indexes the new rows
     assert not kept.committed
+    again, _ = fresh_ingest(home, corpus)  # indices current: a no-op whose own scan sees the foreign rows
+    assert not again.committed
     synced, _ = fresh_ingest(home, corpus, sync=True)
     assert synced.committed and synced.documents["deleted"] == 1
 
 
 def test_large_tables_are_vouched_for_by_the_next_no_op_scan_not_by_an_extra_one(home, corpus, hash_config, monkeypatch):
-    import llmfti.pipelines.feature as feature
+    import llmfti.pipelines.feature_state as feature_state
 
-    monkeypatch.setattr(feature, "VOUCH_SCAN_MAX_ROWS", 0)  # every table counts as large
+    monkeypatch.setattr(feature_state, "VOUCH_SCAN_MAX_ROWS", 0)  # every table counts as large
     extra_scans = []
-    real = feature._vouch
-    monkeypatch.setattr(feature, "_vouch", lambda *a: extra_scans.append(a) or real(*a))
+    real = feature_state.vouch
+    monkeypatch.setattr(feature_state, "vouch", lambda *a: extra_scans.append(a) or real(*a))
     first, store = fresh_ingest(home, corpus, hash_config)
     fg = store.feature_group("docs")
     keys = SourceKeys(fg)
