@@ -35,10 +35,10 @@ def sha256_file(path: str | Path, chunk_size: int = 1 << 20) -> str:
 def sha256_file_memo(path: str | Path) -> str:
     """`sha256_file`, remembered per file state: a digest made once is kept under the user's cache
     (`$LLMFTI_CACHE_DIR`, default ~/.cache/llmfti, `file-sha256/`) keyed by the file's path, inode, size,
-    modification and change times (POSIX: the change time is the inode's), as git's index remembers what it hashed. Writing the file, replacing
-    it, or resetting its mtime (which sets the change time, which no user can set) makes a new key. For
-    fingerprints that every run checks (an embedder's 90 MB of weights: ~60 ms of each cold start); an
-    integrity check (`llmfti.registry.verify`) hashes the bytes every time."""
+    modification and change times, as git's index remembers what it hashed. Writing the file, replacing
+    it, or resetting its mtime (which sets the POSIX change time, which no user can set) makes a new key.
+    For fingerprints that every run checks (an embedder's 90 MB of weights: ~60 ms of each cold start);
+    an integrity check (`llmfti.registry.verify`) hashes the bytes every time."""
     path = Path(path)
     st = path.stat()
     key = sha256_text(str(path.resolve()), str(st.st_ino), str(st.st_size), str(st.st_mtime_ns), str(st.st_ctime_ns))

@@ -61,3 +61,19 @@ def test_whether_a_table_exists_is_answered_alike_with_and_without_a_connection(
     for name in ("_real", "_mid_creation", "_absent"):
         assert home.has_table(name) == (name in listed), name
     assert home.dataset("_mid_creation") is None and home.dataset("_absent") is None
+
+
+def test_all_rows_reads_the_local_copy_while_the_table_is_unchanged(tmp_path, monkeypatch):
+    home = ProjectHome.at(tmp_path / "home")
+    schema = pa.schema([pa.field("id", pa.string()), pa.field("n", pa.int64())])
+    writer = SystemTable(home, "_t", schema)
+    writer.add({"id": "a", "n": 1})
+    writer.refresh_copy()
+    with monkeypatch.context() as m:
+        m.setattr(ProjectHome, "dataset", lambda *a, **k: (_ for _ in ()).throw(AssertionError("the table was opened")))
+        assert SystemTable(home, "_t", schema).all_rows() == [{"id": "a", "n": 1}]
+    writer.add({"id": "b", "n": 2})  # a commit: the copy no longer matches the table
+    assert sorted(r["id"] for r in SystemTable(home, "_t", schema).all_rows()) == ["a", "b"]
+    # A table from an earlier release (no `flag` column) is read through the connection, which adds it.
+    newer = pa.schema([*schema, pa.field("flag", pa.bool_())])
+    assert sorted((r["id"], r["flag"]) for r in SystemTable(home, "_t", newer).all_rows()) == [("a", None), ("b", None)]

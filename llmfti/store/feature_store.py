@@ -45,23 +45,10 @@ class FeatureStore:
     def _meta_rows(self, **equal: Any) -> list[dict[str, Any]]:
         """Metadata rows whose columns equal `equal`, one per key, the first created: a duplicate left by a
         racing first ingest (see register_meta) never shows as a second version. The table is small (a
-        row per feature-group version) and read whole; before this store connects, from the copy that
-        `table_state.table_rows` keeps while the table is unchanged, so a run that writes nothing never
-        opens Lance."""
-        rows = None
-        if not self.connected:
-            from llmfti.table_state import pylist, table_rows
-
-            snapshot = table_rows(self.home, FG_META)
-            if snapshot is None:
-                rows = []
-            elif all(f.name in snapshot.schema.names for f in schema.FG_META_SCHEMA):
-                rows = pylist(snapshot)
-            # else: written by an earlier llmfti without newer columns: read through the connection, which adds them.
-        if rows is None:
-            rows = self.system_table(FG_META).query()
+        row per feature-group version) and read whole (`SystemTable.all_rows`: a run that writes nothing
+        reads it from its local copy, without opening Lance)."""
         first: dict[str, dict] = {}
-        for row in sorted(rows, key=lambda r: (r["created_at"], r["embedder_fingerprint"] or "")):
+        for row in sorted(self.system_table(FG_META).all_rows(), key=lambda r: (r["created_at"], r["embedder_fingerprint"] or "")):
             if all(row[k] == v for k, v in equal.items()):
                 first.setdefault(row["key"], row)
         return list(first.values())
@@ -99,9 +86,7 @@ class FeatureStore:
         (folder / "feature_group.json").write_text(json.dumps(row, indent=2, sort_keys=True, default=str), encoding="utf-8")
         self.home.publish(folder / "feature_group.json")
         self.system_table(FG_META).insert_unique(row, "key")
-        from llmfti.table_state import table_rows
-
-        table_rows(self.home, FG_META)  # refresh the local copy now: the next run reads it without opening Lance
+        self.system_table(FG_META).refresh_copy()  # so the next run reads it without opening Lance
         return self.meta(row["name"], row["version"])
 
     def feature_group(self, ref_or_name: str, version: int | None = None, *, must_exist: bool = True):

@@ -46,7 +46,7 @@ _STATE_KEY = b"llmfti_vouched_state"
 class SourceKeys:
     def __init__(self, fg):
         self.path = Path(fg.store.home.artifacts) / "feature_groups" / fg.name / str(fg.version) / "source_keys.arrow"
-        self.state: dict | None = None  # the vouched state read by load(): {"signature", "version", "indexes_current"}
+        self.state: dict | None = None  # the vouched state read by load(): signature, version, indexes_current, index_threshold
 
     def load(self) -> dict[str, tuple[str, str]]:
         """doc_id -> (raw key, doc hash); empty when there is no cache or it cannot be read."""
