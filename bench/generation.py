@@ -109,6 +109,15 @@ def _concurrent(run_one, ids_list, clients: int = 8) -> float:
     return sum(counts) / (time.perf_counter() - t)
 
 
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def llama_cpp(threads: int):
     try:
         from llama_cpp import Llama
@@ -165,6 +174,10 @@ def main() -> None:
     ids_list = prompts(home, 3 if args.quick else 8)
     print(f"{len(ids_list)} RAG prompts, {statistics.mean(map(len, ids_list)):.0f} tokens on average, {NEW_TOKENS} new tokens, greedy, "
           f"{args.threads} threads, torch {torch.__version__}", flush=True)
+    shared = [_common_prefix(a, b) for a, b in zip(ids_list, ids_list[1:])]
+    if shared:
+        print(f"consecutive prompts share their first {statistics.mean(shared):.0f} tokens on average: a llama.cpp server keeping its "
+              "context would skip them; the llama.cpp rows reset the context, and llmfti caches no prefix either", flush=True)
     rows = {}
     llm = llama_cpp(args.threads)
     if llm is not None:
