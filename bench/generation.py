@@ -51,13 +51,13 @@ def prompts(home, n: int) -> list[list[int]]:
     return out
 
 
-def llmfti_generator(home, dtype: str, quantize: str):
+def llmfti_generator(home, dtype: str, quantize: str, decode: str = "torch"):
     from llmfti.config.deployments import DeploymentConfig
     from llmfti.pipelines.inference.runtime import _transformers_generator
     from llmfti.registry import ModelRegistry
 
     cfg = DeploymentConfig.model_validate({"name": "bench", "model": "SmolLM2-135M-Instruct:1", "retrieval": {"k": 0},
-                                           "backend": {"dtype": dtype, "quantize": quantize, "max_batch_size": 8, "batch_window_ms": 20}})
+                                           "backend": {"dtype": dtype, "quantize": quantize, "decode": decode, "max_batch_size": 8, "batch_window_ms": 20}})
     gen = _transformers_generator(ModelRegistry(home), cfg)
     gen.warm_up()
     return gen
@@ -182,17 +182,21 @@ def main() -> None:
     llm = llama_cpp(args.threads)
     if llm is not None:
         rows["llama.cpp Q4_1 (peer; 8 clients share one context)"] = measure_llama(llm, ids_list)
-        del llm
-    for label, dtype, quant in (("llmfti bf16 + int4 decode (quantize: int4)", "auto", "int4"),
-                                ("llmfti bf16 + int8 decode (quantize: int8)", "auto", "int8"), ("llmfti bf16 (dtype auto, the default)", "auto", "none"),
-                                ("llmfti fp32 (like for like with the fp32 reference)", "float32", "none")):
-        gen = llmfti_generator(home, dtype, quant)
+        llm.close()
+    for label, dtype, quant, decode in (("llmfti bf16 prefill + llama.cpp decode (decode: llama_cpp)", "auto", "none", "llama_cpp"),
+                                        ("llmfti bf16 + int4 decode (quantize: int4)", "auto", "int4", "torch"),
+                                        ("llmfti bf16 + int8 decode (quantize: int8)", "auto", "int8", "torch"),
+                                        ("llmfti bf16 (dtype auto, the default)", "auto", "none", "torch"),
+                                        ("llmfti fp32 (like for like with the fp32 reference)", "float32", "none", "torch")):
+        if decode == "llama_cpp" and llm is None:
+            continue  # needs llama-cpp-python, like the peer row
+        gen = llmfti_generator(home, dtype, quant, decode)
         rows[label] = measure_llmfti(gen, ids_list)
         gen.close()
     peer = next((r for k, r in rows.items() if k.startswith("llama.cpp")), None)
-    print(f"\n{'':<54}{'prefill s':>10}{'decode tok/s':>14}{'e2e s':>8}{'tokens':>8}{'8 clients tok/s':>17}" + ("   vs llama.cpp: prefill / decode / e2e / 8 clients" if peer else ""))
+    print(f"\n{'':<62}{'prefill s':>10}{'decode tok/s':>14}{'e2e s':>8}{'tokens':>8}{'8 clients tok/s':>17}" + ("   vs llama.cpp: prefill / decode / e2e / 8 clients" if peer else ""))
     for label, r in rows.items():
-        line = f"{label:<54}{r['prefill_s']:>10.2f}{r['decode_tok_s']:>14.1f}{r['e2e_s']:>8.2f}{r['tokens']:>8.1f}{r['aggregate_8']:>17.1f}"
+        line = f"{label:<62}{r['prefill_s']:>10.2f}{r['decode_tok_s']:>14.1f}{r['e2e_s']:>8.2f}{r['tokens']:>8.1f}{r['aggregate_8']:>17.1f}"
         if peer:
             line += (f"   {peer['prefill_s'] / r['prefill_s']:.2f}x / {r['decode_tok_s'] / peer['decode_tok_s']:.2f}x / "
                      f"{peer['e2e_s'] / r['e2e_s']:.2f}x / {r['aggregate_8'] / peer['aggregate_8']:.2f}x")

@@ -31,8 +31,9 @@ class _Job:
 class TransformersGenerator(Generator):
     name = "transformers"
 
-    def __init__(self, model, tokenizer, *, eos_token_id: int, pad_token_id: int, max_batch_size: int = 8, batch_window_ms: float = 10.0):
+    def __init__(self, model, tokenizer, *, eos_token_id: int, pad_token_id: int, max_batch_size: int = 8, batch_window_ms: float = 10.0, decoder=None):
         self.model = model
+        self.decoder = decoder  # a LlamaCppDecoder: single greedy requests continue in llama.cpp after the prefill
         self.tokenizer = tokenizer
         self.eos_token_id = eos_token_id
         self.pad_token_id = pad_token_id
@@ -54,6 +55,9 @@ class TransformersGenerator(Generator):
             self._queue.put(None)
             self._worker.join(timeout=5)
             self._worker = None
+        if self.decoder is not None and self._worker is None:
+            self.decoder.close()
+            self.decoder = None
 
     # --- public API -------------------------------------------------------------------------------
     def generate(self, request: GenerationRequest) -> Generation:
@@ -199,6 +203,8 @@ class TransformersGenerator(Generator):
         from transformers import StaticCache
 
         batch, width = ids.shape
+        if batch == 1 and self.decoder is not None and ids.device.type == "cpu" and self.decoder.fits(width, max_new):
+            return self._greedy_llama_cpp(ids, max_new, streamer, stop)
         cache = StaticCache(config=self.model.config, max_cache_len=width + max_new)
         positions = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: positions start at each prompt
         # Without padding the cache position alone makes attention causal: building a 4-D mask over the
@@ -232,6 +238,23 @@ class TransformersGenerator(Generator):
         if streamer is not None:
             streamer.end()
         return torch.cat([ids, torch.stack(generated, dim=1)], dim=1)
+
+    def _greedy_llama_cpp(self, ids, max_new: int, streamer, stop):
+        """Prefill here, decode in llama.cpp (`backend.decode: llama_cpp`, llmfti/models/llama_cpp_decode.py)."""
+        import torch
+        from transformers import StaticCache
+
+        width = ids.shape[1]
+        cache = StaticCache(config=self.model.config, max_cache_len=width)
+        out = self.model(input_ids=ids, past_key_values=cache, cache_position=torch.arange(width, device=ids.device), use_cache=True, logits_to_keep=1)
+        if streamer is not None:
+            streamer.put(ids.cpu())
+        on_token = None if streamer is None else (lambda token: streamer.put(torch.tensor([token])))
+        tokens = self.decoder.decode([c.keys[0] for c in cache.layers], [c.values[0] for c in cache.layers], width,
+                                     int(out.logits[0, -1].argmax()), max_new, self.eos_token_id, lambda: stop(None, None), on_token)
+        if streamer is not None:
+            streamer.end()
+        return torch.cat([ids, torch.tensor([tokens], dtype=ids.dtype)], dim=1)
 
 
 def _plain_static(cache) -> bool:

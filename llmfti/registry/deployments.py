@@ -209,6 +209,7 @@ TUPLE_FIELDS: tuple[tuple[str, object], ...] = tuple((path, ALWAYS) for path in 
 )) + (
     ("backend.prompt_mode", None),  # openai: chat messages reach the model through the server's template
     ("backend.quantize", "none"),  # transformers: int8 decode weights
+    ("backend.decode", "torch"),  # transformers: llama.cpp decodes from the GGUF's weights
 )
 TUPLE_KEY_FORMAT = "llmfti-tuple/2"  # bump only if the hashing below changes meaning
 

@@ -12,6 +12,7 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from llmfti.config.deployments import DeploymentConfig, request_model
 
@@ -140,7 +141,7 @@ def build_runtime(home, record, cache: RuntimeCache, generator_override=None) ->
         generator.check_serves(adapter=registry.get(config.model).adapter_sha256 is not None)
     else:
         # Everything that shapes the generator is in the key: a new version changing the batching gets its own.
-        key = ("transformers", config.model, backend.device, backend.dtype, backend.quantize, backend.max_batch_size, backend.batch_window_ms)
+        key = ("transformers", config.model, backend.device, backend.dtype, backend.quantize, backend.decode, backend.max_batch_size, backend.batch_window_ms)
         keys.append(key)
         generator = cache.get(key, lambda: _transformers_generator(registry, config))
     generator.warm_up()
@@ -178,6 +179,7 @@ def _transformers_generator(registry, config: DeploymentConfig):
     dtype = resolve_dtype(config.backend.dtype, device)
     model, tokenizer, encoder = registry.load_model(config.model, device=device, dtype=dtype)
     model.eval()
+    decoder = _llama_cpp_decoder(model, encoder) if config.backend.decode == "llama_cpp" else None
     if config.backend.quantize != "none" and device == "cpu":
         from llmfti.models.quantize import quantize_for_decode
 
@@ -186,5 +188,48 @@ def _transformers_generator(registry, config: DeploymentConfig):
         quantize_for_decode(model, bits=8 if config.backend.quantize == "int8" else 4)
     return TransformersGenerator(
         model, tokenizer, eos_token_id=encoder.eos_token_id, pad_token_id=encoder.pad_token_id,
-        max_batch_size=config.backend.max_batch_size, batch_window_ms=config.backend.batch_window_ms,
+        max_batch_size=config.backend.max_batch_size, batch_window_ms=config.backend.batch_window_ms, decoder=decoder,
     )
+
+
+def _source_gguf(folder):
+    """The GGUF a base model version was imported from, found by its recorded sha256: at the recorded
+    path, or (the embedded default, whose virtual environment may have been rebuilt) in its package."""
+    import json
+
+    from llmfti.errors import ConfigError
+    from llmfti.hashing import sha256_file_memo
+    from llmfti.models.defaults import GGUF_FILENAME, packaged_generator_gguf
+
+    marker = folder / "llmfti_source.json"
+    record = json.loads(marker.read_text()) if marker.is_file() else {}
+    if record.get("source_kind") == "gguf":
+        candidates = [Path(record.get("source", ""))]
+        if candidates[0].name == GGUF_FILENAME:
+            try:
+                candidates.append(packaged_generator_gguf())
+            except Exception:  # noqa: BLE001 - the package is one place to look, not a requirement
+                pass
+        for path in candidates:
+            if path.is_file() and sha256_file_memo(path) == record.get("source_sha256"):
+                return path
+    raise ConfigError(f"backend.decode: llama_cpp needs the GGUF the base model {folder.name} was imported from, and it is not on "
+                      "this machine (or the model was not imported from a GGUF)",
+                      hint="import the base model from its GGUF (llmfti models import), or use backend.decode: torch")
+
+
+def _llama_cpp_decoder(model, encoder):
+    """The llama.cpp decoder for a GGUF base model version, checked against the model's own keys and
+    values (`LlamaCppDecoder.check`); ConfigError for anything it cannot run."""
+
+    from llmfti.errors import ConfigError
+    from llmfti.models.llama_cpp_decode import LlamaCppDecoder
+
+    if next(model.parameters()).device.type != "cpu":
+        raise ConfigError("backend.decode: llama_cpp runs on a CPU; on a GPU use backend.decode: torch")
+    if hasattr(model, "merge_and_unload"):
+        raise ConfigError("backend.decode: llama_cpp decodes with a GGUF of the model version's weights, and a LoRA version has none",
+                          hint="serve it with backend.decode: torch (quantize: int4 is the fast CPU path for LoRA versions)")
+    decoder = LlamaCppDecoder(_source_gguf(Path(model.config._name_or_path)), model.config)
+    decoder.check(model, encoder.encode_prompt("What does the with statement do?", []).input_ids[:48])
+    return decoder
