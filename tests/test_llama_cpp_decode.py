@@ -135,3 +135,25 @@ def test_a_single_request_decodes_in_llama_cpp_and_answers_as_llama_cpp_does(smo
         assert all(r.completion_tokens > 0 for r in results)
     finally:
         gen.close()
+
+
+@pytest.mark.slow
+def test_an_openmp_build_of_llama_cpp_is_named_in_the_log(smollm2, monkeypatch, caplog):
+    """An OpenMP llama.cpp shares libgomp with torch and decodes ~1.4x slower in the generator's worker
+    (bench/generation.md, trial 12): the operator is told at load, with the build flag that fixes it."""
+    from pathlib import Path
+
+    import llmfti.models.llama_cpp_decode as module
+    from llmfti.pipelines.inference.runtime import _source_gguf
+
+    model = smollm2[0]
+    gguf = _source_gguf(Path(model.config._name_or_path))
+    monkeypatch.setattr(module, "llama_cpp_system_info", lambda: b"CPU : AVX2 = 1 | OPENMP = 1 | REPACK = 1 |")
+    with caplog.at_level("WARNING", logger=module.__name__):
+        module.LlamaCppDecoder(gguf, model.config, n_ctx=256).close()
+    assert "GGML_OPENMP=OFF" in caplog.text
+    caplog.clear()
+    monkeypatch.setattr(module, "llama_cpp_system_info", lambda: b"CPU : AVX2 = 1 | REPACK = 1 |")
+    with caplog.at_level("WARNING", logger=module.__name__):
+        module.LlamaCppDecoder(gguf, model.config, n_ctx=256).close()
+    assert "OPENMP" not in caplog.text

@@ -4,8 +4,10 @@ Why: on 2 cores transformers prefills a ~600-token RAG prompt 3x faster than lla
 at about half its speed (each step is hundreds of small PyTorch ops; bench/generation.md). So the
 prompt is prefilled by transformers, from the encoder's exact ids as always, and its keys and values
 are written into a llama.cpp sequence state (`llama_state_seq_set_data`); llama.cpp then decodes from
-there with the model version's GGUF (the embedded default ships one). Measured side by side: 80 tok/s,
-llama.cpp's own decode speed, with the prefill still 3x faster than llama.cpp's.
+there with the model version's GGUF (the embedded default ships one). Measured side by side
+(bench/generation.md, trial 12): 103 tok/s, 1.06x llama.cpp's own decode, with the prefill still 2.8x
+faster than llama.cpp's. llama.cpp must be built without OpenMP: an OpenMP build shares torch's libgomp
+and decodes ~1.4x slower here (the decoder logs a warning).
 
 The sequence state is llama.cpp's internal format (llama-cpp-python 0.3.36): a header, the stream
 count, the cell count, per cell (position, 1, sequence 0), a `v_trans` flag, the layer count; per
@@ -22,10 +24,13 @@ this model, or a format this code misreads, is refused before any request is ser
 from __future__ import annotations
 
 import ctypes
+import logging
 import struct
 from dataclasses import dataclass
 
 from llmfti.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 F16 = 1  # ggml_type of the KV cache llama.cpp allocates by default
 # bf16 keys against llama.cpp's from the same (dequantized) weights correlate at 0.997-0.99999 per layer;
@@ -37,6 +42,12 @@ def llama_cpp_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("llama_cpp") is not None
+
+
+def llama_cpp_system_info() -> bytes:
+    import llama_cpp
+
+    return llama_cpp.llama_print_system_info()
 
 
 @dataclass(frozen=True)
@@ -123,6 +134,11 @@ class LlamaCppDecoder:
         if arch != "llama":
             raise ConfigError(f"backend.decode: llama_cpp supports llama-architecture GGUFs; {gguf_path} is {arch!r}")
         self.n_ctx = n_ctx
+        self.openmp = b"OPENMP = 1" in llama_cpp_system_info()
+        if self.openmp:
+            log.warning("llama.cpp was built with OpenMP: it shares libgomp with torch, and once several threads own OpenMP "
+                        "teams (the generator's worker, the loading thread) libgomp stops spinning at ggml's barriers, so "
+                        "decoding runs ~1.4x slower than it can; reinstall it with CMAKE_ARGS=-DGGML_OPENMP=OFF (README)")
         self.head_dim = model_config.hidden_size // model_config.num_attention_heads
         self.layout: _Layout | None = None
 
