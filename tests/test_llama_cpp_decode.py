@@ -11,18 +11,23 @@ from llmfti.errors import ConfigError
 PROMPT = "What does the with statement do in Python?"
 
 
-def test_a_lora_version_and_a_model_without_its_gguf_are_refused(tmp_path):
+def test_a_model_without_its_gguf_and_a_lora_llama_cpp_cannot_carry_are_refused(tmp_path):
     from peft import LoraConfig, get_peft_model
 
+    from llmfti.models.llama_cpp_decode import write_lora_gguf
     from llmfti.pipelines.inference.runtime import _llama_cpp_decoder
     from llmfti.testing.tiny_models import tiny_llama, tiny_tokenizer
 
     model = tiny_llama(len(tiny_tokenizer()))
-    with pytest.raises(ConfigError, match="no GGUF|not on this machine|was not imported"):
+    with pytest.raises(ConfigError, match="not on this machine"):
         _llama_cpp_decoder(model, encoder=None)  # a plain float checkpoint: no GGUF to decode with
     lora = get_peft_model(model, LoraConfig(r=2, target_modules=["q_proj"]))
-    with pytest.raises(ConfigError, match="LoRA version"):
-        _llama_cpp_decoder(lora, encoder=None)
+    with pytest.raises(ConfigError, match="not on this machine"):
+        _llama_cpp_decoder(lora, encoder=None)  # its base has no GGUF either
+    assert write_lora_gguf(lora, tmp_path / "a.gguf") == len(model.model.layers)
+    odd = get_peft_model(tiny_llama(len(tiny_tokenizer())), LoraConfig(r=2, target_modules=["lm_head"]))
+    with pytest.raises(ConfigError, match="cannot carry a LoRA on"):
+        write_lora_gguf(odd, tmp_path / "b.gguf")
 
 
 def test_the_decode_engine_is_part_of_the_evaluated_tuple():
@@ -157,3 +162,43 @@ def test_an_openmp_build_of_llama_cpp_is_named_in_the_log(smollm2, monkeypatch, 
     with caplog.at_level("WARNING", logger=module.__name__):
         module.LlamaCppDecoder(gguf, model.config, n_ctx=256).close()
     assert "OPENMP" not in caplog.text
+
+
+@pytest.mark.slow
+def test_a_lora_version_decodes_in_llama_cpp_with_its_adapter(smollm2):
+    """A LoRA version's adapter goes to llama.cpp as a GGUF LoRA: the load-time check holds llama.cpp's
+    keys and values (adapter applied) to transformers' own, the adapter changes the answer, and the
+    answer starts as transformers' own greedy decode of the adapted model."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from llmfti.config.generation import GenerationSettings
+    from llmfti.models.generation import GenerationRequest
+    from llmfti.models.llama_cpp_decode import LORA_TARGETS
+    from llmfti.models.transformers_generator import TransformersGenerator
+    from llmfti.pipelines.inference.runtime import _llama_cpp_decoder
+
+    model, tokenizer, encoder = smollm2
+    torch.manual_seed(0)
+    lora = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=list(LORA_TARGETS)))
+    for name, p in lora.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.2)  # an adapter that moves the answer (peft initialises B at 0)
+    lora.eval()
+    ids = encoder.encode_prompt(PROMPT, []).input_ids
+    request = GenerationRequest(input_ids=ids, settings=GenerationSettings(max_new_tokens=10, timeout_s=120))
+    adapted = TransformersGenerator(lora, tokenizer, eos_token_id=encoder.eos_token_id, pad_token_id=encoder.pad_token_id,
+                                    decoder=_llama_cpp_decoder(lora, encoder))
+    on_torch = TransformersGenerator(lora, tokenizer, eos_token_id=encoder.eos_token_id, pad_token_id=encoder.pad_token_id)
+    try:
+        mine, reference = adapted.generate(request), on_torch.generate(request)
+        assert mine.token_ids[:3] == reference.token_ids[:3]
+        with lora.disable_adapter():
+            plain = TransformersGenerator(lora, tokenizer, eos_token_id=encoder.eos_token_id, pad_token_id=encoder.pad_token_id)
+            base = plain.generate(request)
+            plain.close()
+        assert mine.token_ids != base.token_ids  # the adapter changes the output on the llama.cpp path
+    finally:
+        adapted.close()
+        on_torch.close()
+        lora.unload()  # the module fixture's model is shared: take the LoRA layers out again

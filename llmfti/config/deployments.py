@@ -74,8 +74,8 @@ class BackendSettings(StrictModel):
     decode: Literal["torch", "llama_cpp"] = Field(
         "torch", description="transformers on CPU: 'llama_cpp' continues a single greedy request in llama.cpp from the prompt "
         "transformers prefilled (its keys and values are handed over), with the model version's GGUF: about 2x the decode speed, "
-        "the same prompt ids. Needs llama-cpp-python (pip install 'llmfti[llama-cpp]') and a GGUF base model version (the embedded "
-        "default is one); batches and sampling stay on torch.")
+        "the same prompt ids. Needs llama-cpp-python (pip install 'llmfti[llama-cpp]', built with CMAKE_ARGS=-DGGML_OPENMP=OFF) and a model "
+        "version imported from a GGUF (the embedded default is one) or a LoRA version of one; batches and sampling stay on torch.")
     max_batch_size: int = Field(8, ge=1, le=256, description="transformers: requests generated together.")
     batch_window_ms: float = Field(10.0, ge=0, le=1000, description="transformers: how long a request waits for batch mates.")
     base_url: str | None = Field(None, description="openai: server URL ending in /v1, e.g. http://127.0.0.1:8001/v1.")

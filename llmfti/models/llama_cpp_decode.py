@@ -121,15 +121,16 @@ class LlamaCppDecoder:
     """One llama.cpp context that continues sequences transformers prefilled. Not thread-safe: the
     generator's worker thread is its only caller."""
 
-    def __init__(self, gguf_path, model_config, *, n_ctx: int = 4096, threads: int | None = None):
+    def __init__(self, gguf_path, model_config, *, n_ctx: int = 4096, threads: int | None = None, lora_path=None):
         if not llama_cpp_installed():
             raise ConfigError("backend.decode: llama_cpp needs llama-cpp-python",
                               hint="pip install 'llmfti[llama-cpp]' (a native build of a few minutes), or backend.decode: torch")
         import torch
         from llama_cpp import Llama
 
+        extra = {} if lora_path is None else {"lora_path": str(lora_path), "lora_scale": 1.0}
         self.llm = Llama(model_path=str(gguf_path), n_ctx=n_ctx, n_threads=threads or torch.get_num_threads(),
-                         n_batch=512, verbose=False)
+                         n_batch=512, verbose=False, **extra)
         arch = self.llm.metadata.get("general.architecture")
         if arch != "llama":
             raise ConfigError(f"backend.decode: llama_cpp supports llama-architecture GGUFs; {gguf_path} is {arch!r}")
@@ -216,3 +217,52 @@ class LlamaCppDecoder:
 
     def close(self) -> None:
         self.llm.close()
+
+
+# peft's module names in a Llama model -> llama.cpp's tensor names (gguf-py's tensor map for LLM_ARCH_LLAMA)
+LORA_TARGETS = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+                "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+
+
+def write_lora_gguf(peft_model, path) -> int:
+    """Write the active LoRA adapter of a peft Llama model as a llama.cpp LoRA GGUF; returns the number
+    of adapted modules. Each module's scaling is folded into its B matrix (the file's alpha is 0, which
+    llama.cpp reads as scale 1), and the B rows of q and k are permuted like the GGUF's q/k weights (RoPE
+    halves interleaved per head). `LlamaCppDecoder.check` then holds llama.cpp's keys and values with
+    the adapter to transformers' own, so a mistake here is refused at load."""
+    import re
+
+    import gguf
+
+    config = peft_model.base_model.model.config
+    heads, kv_heads = config.num_attention_heads, config.num_key_value_heads
+    adapter = peft_model.active_adapter
+    if getattr(peft_model.peft_config[adapter], "use_dora", False):
+        raise ConfigError("backend.decode: llama_cpp cannot run a DoRA adapter; use backend.decode: torch")
+    writer = gguf.GGUFWriter(str(path), arch="llama")
+    writer.add_string("general.type", "adapter")
+    writer.add_string("adapter.type", "lora")
+    writer.add_float32("adapter.lora.alpha", 0.0)
+    count = 0
+    for name, module in peft_model.named_modules():
+        if not hasattr(module, "lora_A") or adapter not in module.lora_A:
+            continue
+        match = re.search(r"layers\.(\d+)\.(?:self_attn|mlp)\.(\w+)$", name)
+        if match is None or match.group(2) not in LORA_TARGETS:
+            raise ConfigError(f"backend.decode: llama_cpp cannot carry a LoRA on {name}; it takes "
+                              f"{', '.join(LORA_TARGETS)} of the decoder layers")
+        layer, target = int(match.group(1)), match.group(2)
+        a = module.lora_A[adapter].weight.detach().float()
+        b = module.lora_B[adapter].weight.detach().float() * module.scaling[adapter]
+        if target in ("q_proj", "k_proj"):
+            n = heads if target == "q_proj" else kv_heads
+            b = b.reshape(n, 2, b.shape[0] // n // 2, b.shape[1]).swapaxes(1, 2).reshape(b.shape)
+        base = f"blk.{layer}.{LORA_TARGETS[target]}.weight"
+        writer.add_tensor(f"{base}.lora_a", a.contiguous().numpy())
+        writer.add_tensor(f"{base}.lora_b", b.contiguous().numpy())
+        count += 1
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return count

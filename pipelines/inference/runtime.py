@@ -219,17 +219,33 @@ def _source_gguf(folder):
 
 
 def _llama_cpp_decoder(model, encoder):
-    """The llama.cpp decoder for a GGUF base model version, checked against the model's own keys and
-    values (`LlamaCppDecoder.check`); ConfigError for anything it cannot run."""
+    """The llama.cpp decoder for a model version imported from a GGUF (a LoRA version: its base's GGUF
+    plus its adapter written as a GGUF LoRA), checked against the model's own keys and values
+    (`LlamaCppDecoder.check`); ConfigError for anything it cannot run."""
 
     from llmfti.errors import ConfigError
     from llmfti.models.llama_cpp_decode import LlamaCppDecoder
 
     if next(model.parameters()).device.type != "cpu":
         raise ConfigError("backend.decode: llama_cpp runs on a CPU; on a GPU use backend.decode: torch")
-    if hasattr(model, "merge_and_unload"):
-        raise ConfigError("backend.decode: llama_cpp decodes with a GGUF of the model version's weights, and a LoRA version has none",
-                          hint="serve it with backend.decode: torch (quantize: int4 is the fast CPU path for LoRA versions)")
-    decoder = LlamaCppDecoder(_source_gguf(Path(model.config._name_or_path)), model.config)
+    lora = None
+    if hasattr(model, "merge_and_unload"):  # a LoRA version: its adapter goes to llama.cpp as a GGUF LoRA next to the base GGUF
+        import tempfile
+
+        from llmfti.models.llama_cpp_decode import write_lora_gguf
+
+        base = model.get_base_model()
+        gguf = _source_gguf(Path(base.config._name_or_path))
+        lora = Path(tempfile.mkdtemp(prefix="llmfti-lora-")) / "adapter.gguf"
+        write_lora_gguf(model, lora)
+    else:
+        gguf = _source_gguf(Path(model.config._name_or_path))
+    try:
+        decoder = LlamaCppDecoder(gguf, model.config, lora_path=lora)
+    finally:
+        if lora is not None:  # llama.cpp holds the adapter in memory once loaded
+            import shutil
+
+            shutil.rmtree(lora.parent, ignore_errors=True)
     decoder.check(model, encoder.encode_prompt("What does the with statement do?", []).input_ids[:48])
     return decoder
