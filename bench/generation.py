@@ -7,6 +7,8 @@ prompt with 4 retrieved contexts), greedy, 64 new tokens.
 Rows (each measured in this run, same prompts, same token ids, at most 64 new tokens):
 - llama.cpp: llama-cpp-python on the package's Q4_1 GGUF (the peer a local user would pick), the
   prompt given as token ids; concurrency through its server with default settings when installed;
+- llmfti with `backend.decode: llama_cpp`: its prefill, then llama.cpp (the same build as the peer row,
+  named in that row) decodes single requests; the 8-client column is batches, which decode on torch;
 - llmfti TransformersGenerator as the product serves it (dtype auto, static KV cache, batching),
   without and with the int8 decode path (`backend.quantize: int8`), and fp32 as a like-for-like row.
 
@@ -181,9 +183,14 @@ def main() -> None:
     rows = {}
     llm = llama_cpp(args.threads)
     if llm is not None:
-        rows["llama.cpp Q4_1 (peer; 8 clients share one context)"] = measure_llama(llm, ids_list)
+        from llmfti.models.llama_cpp_decode import llama_cpp_system_info
+
+        # The build matters: an OpenMP build shares torch's libgomp (bench/generation.md, trial 12), and
+        # the llama_cpp row below decodes with this same build.
+        build = "OpenMP" if b"OPENMP = 1" in llama_cpp_system_info() else "no-OpenMP"
+        rows[f"llama.cpp Q4_1 (peer, {build} build; 8 clients share one context)"] = measure_llama(llm, ids_list)
         llm.close()
-    for label, dtype, quant, decode in (("llmfti bf16 prefill + llama.cpp decode (decode: llama_cpp)", "auto", "none", "llama_cpp"),
+    for label, dtype, quant, decode in (("llmfti bf16 prefill + llama.cpp decode (decode: llama_cpp; batches on torch)", "auto", "none", "llama_cpp"),
                                         ("llmfti bf16 + int4 decode (quantize: int4)", "auto", "int4", "torch"),
                                         ("llmfti bf16 + int8 decode (quantize: int8)", "auto", "int8", "torch"),
                                         ("llmfti bf16 (dtype auto, the default)", "auto", "none", "torch"),
@@ -194,9 +201,9 @@ def main() -> None:
         rows[label] = measure_llmfti(gen, ids_list)
         gen.close()
     peer = next((r for k, r in rows.items() if k.startswith("llama.cpp")), None)
-    print(f"\n{'':<62}{'prefill s':>10}{'decode tok/s':>14}{'e2e s':>8}{'tokens':>8}{'8 clients tok/s':>17}" + ("   vs llama.cpp: prefill / decode / e2e / 8 clients" if peer else ""))
+    print(f"\n{'':<78}{'prefill s':>10}{'decode tok/s':>14}{'e2e s':>8}{'tokens':>8}{'8 clients tok/s':>17}" + ("   vs llama.cpp: prefill / decode / e2e / 8 clients" if peer else ""))
     for label, r in rows.items():
-        line = f"{label:<62}{r['prefill_s']:>10.2f}{r['decode_tok_s']:>14.1f}{r['e2e_s']:>8.2f}{r['tokens']:>8.1f}{r['aggregate_8']:>17.1f}"
+        line = f"{label:<78}{r['prefill_s']:>10.2f}{r['decode_tok_s']:>14.1f}{r['e2e_s']:>8.2f}{r['tokens']:>8.1f}{r['aggregate_8']:>17.1f}"
         if peer:
             line += (f"   {peer['prefill_s'] / r['prefill_s']:.2f}x / {r['decode_tok_s'] / peer['decode_tok_s']:.2f}x / "
                      f"{peer['e2e_s'] / r['e2e_s']:.2f}x / {r['aggregate_8'] / peer['aggregate_8']:.2f}x")

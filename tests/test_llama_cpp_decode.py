@@ -61,12 +61,12 @@ def test_keys_handed_over_match_llama_cpps_own_and_need_the_rope_interleave(smol
     import numpy as np
 
     from llmfti.models.llama_cpp_decode import LlamaCppDecoder, state_bytes
-    from llmfti.pipelines.inference.runtime import _source_gguf
+    from llmfti.registry.base_models import source_gguf
 
     model, _, encoder = smollm2
     from pathlib import Path
 
-    decoder = LlamaCppDecoder(_source_gguf(Path(model.config._name_or_path)), model.config, n_ctx=512)
+    decoder = LlamaCppDecoder(source_gguf(Path(model.config._name_or_path)), model.config, n_ctx=512)
     ids = encoder.encode_prompt(PROMPT, []).input_ids
     assert decoder.check(model, ids) > 0.99
     # Without interleaving RoPE's halves the keys are llama.cpp's in another order: the check exists to catch that.
@@ -101,11 +101,11 @@ def test_a_single_request_decodes_in_llama_cpp_and_answers_as_llama_cpp_does(smo
     from llmfti.models.generation import GenerationRequest
     from llmfti.models.llama_cpp_decode import LlamaCppDecoder
     from llmfti.models.transformers_generator import TransformersGenerator
-    from llmfti.pipelines.inference.runtime import _source_gguf
+    from llmfti.registry.base_models import source_gguf
     from pathlib import Path
 
     model, tokenizer, encoder = smollm2
-    gguf = _source_gguf(Path(model.config._name_or_path))
+    gguf = source_gguf(Path(model.config._name_or_path))
     decoder = LlamaCppDecoder(gguf, model.config, n_ctx=512)
     decoder.check(model, encoder.encode_prompt("hello", []).input_ids)
     calls = []
@@ -149,10 +149,10 @@ def test_an_openmp_build_of_llama_cpp_is_named_in_the_log(smollm2, monkeypatch, 
     from pathlib import Path
 
     import llmfti.models.llama_cpp_decode as module
-    from llmfti.pipelines.inference.runtime import _source_gguf
+    from llmfti.registry.base_models import source_gguf
 
     model = smollm2[0]
-    gguf = _source_gguf(Path(model.config._name_or_path))
+    gguf = source_gguf(Path(model.config._name_or_path))
     monkeypatch.setattr(module, "llama_cpp_system_info", lambda: b"CPU : AVX2 = 1 | OPENMP = 1 | REPACK = 1 |")
     with caplog.at_level("WARNING", logger=module.__name__):
         module.LlamaCppDecoder(gguf, model.config, n_ctx=256).close()

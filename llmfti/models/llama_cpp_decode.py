@@ -133,6 +133,7 @@ class LlamaCppDecoder:
                          n_batch=512, verbose=False, **extra)
         arch = self.llm.metadata.get("general.architecture")
         if arch != "llama":
+            self.llm.close()
             raise ConfigError(f"backend.decode: llama_cpp supports llama-architecture GGUFs; {gguf_path} is {arch!r}")
         self.n_ctx = n_ctx
         self.openmp = b"OPENMP = 1" in llama_cpp_system_info()
@@ -172,9 +173,11 @@ class LlamaCppDecoder:
         with torch.inference_mode():
             cache = StaticCache(config=model.config, max_cache_len=n)
             model(input_ids=torch.tensor([probe_ids]), past_key_values=cache, cache_position=torch.arange(n), use_cache=True)
+        shape = (self.layout.layers, self.layout.row)
+        if shape != (len(cache.layers), cache.layers[0].keys.shape[1] * self.head_dim):
+            raise ConfigError(f"the GGUF has {shape[0]} layers of {shape[1]} key values per position; the model "
+                              f"{len(cache.layers)} of {cache.layers[0].keys.shape[1] * self.head_dim}: it is not this model's GGUF")
         mine = state_bytes(self.layout, [c.keys[0] for c in cache.layers], [c.values[0] for c in cache.layers], n, self.head_dim, True).tobytes()
-        if len(mine) != len(own) or self.layout.layers != len(cache.layers):
-            raise ConfigError(f"the GGUF has {self.layout.layers} layers of {self.layout.row} key values; the model {len(cache.layers)}")
         start = 16 + 12 * n + 8
         span = 12 + n * self.layout.row * 2
         lowest = 1.0

@@ -122,6 +122,30 @@ def resolve_source(source: str) -> tuple[str, Path]:
     return "hub", Path(local)
 
 
+def source_gguf(folder: Path) -> Path:
+    """The GGUF file a base model folder was imported from, found by the sha256 its record holds: at the
+    recorded path, or, for the embedded default (whose virtual environment may have been rebuilt since),
+    in its package. ConfigError when the folder was not imported from a GGUF or the file is gone."""
+    from llmfti.hashing import sha256_file_memo
+    from llmfti.models.defaults import GGUF_FILENAME, packaged_generator_gguf
+
+    marker = folder / MARKER
+    record = json.loads(marker.read_text()) if marker.is_file() else {}
+    if record.get("source_kind") == "gguf":
+        candidates = [Path(record.get("source", ""))]
+        if candidates[0].name == GGUF_FILENAME:
+            try:
+                candidates.append(packaged_generator_gguf())
+            except NotFoundError:  # the package is one more place to look, not a requirement
+                pass
+        for path in candidates:
+            if path.is_file() and sha256_file_memo(path) == record.get("source_sha256"):
+                return path
+    raise ConfigError(f"backend.decode: llama_cpp needs the GGUF the base model {folder.name} was imported from, and it is not on "
+                      "this machine (or the model was not imported from a GGUF)",
+                      hint="import the base model from its GGUF (llmfti models import), or use backend.decode: torch")
+
+
 def source_hash(kind: str, path: Path) -> str:
     return sha256_file(path) if kind == "gguf" else sha256_files(path, weight_files(path))
 

@@ -192,32 +192,6 @@ def _transformers_generator(registry, config: DeploymentConfig):
     )
 
 
-def _source_gguf(folder):
-    """The GGUF a base model version was imported from, found by its recorded sha256: at the recorded
-    path, or (the embedded default, whose virtual environment may have been rebuilt) in its package."""
-    import json
-
-    from llmfti.errors import ConfigError
-    from llmfti.hashing import sha256_file_memo
-    from llmfti.models.defaults import GGUF_FILENAME, packaged_generator_gguf
-
-    marker = folder / "llmfti_source.json"
-    record = json.loads(marker.read_text()) if marker.is_file() else {}
-    if record.get("source_kind") == "gguf":
-        candidates = [Path(record.get("source", ""))]
-        if candidates[0].name == GGUF_FILENAME:
-            try:
-                candidates.append(packaged_generator_gguf())
-            except Exception:  # noqa: BLE001 - the package is one place to look, not a requirement
-                pass
-        for path in candidates:
-            if path.is_file() and sha256_file_memo(path) == record.get("source_sha256"):
-                return path
-    raise ConfigError(f"backend.decode: llama_cpp needs the GGUF the base model {folder.name} was imported from, and it is not on "
-                      "this machine (or the model was not imported from a GGUF)",
-                      hint="import the base model from its GGUF (llmfti models import), or use backend.decode: torch")
-
-
 def _llama_cpp_decoder(model, encoder):
     """The llama.cpp decoder for a model version imported from a GGUF (a LoRA version: its base's GGUF
     plus its adapter written as a GGUF LoRA), checked against the model's own keys and values
@@ -225,6 +199,7 @@ def _llama_cpp_decoder(model, encoder):
 
     from llmfti.errors import ConfigError
     from llmfti.models.llama_cpp_decode import LlamaCppDecoder
+    from llmfti.registry.base_models import source_gguf
 
     if next(model.parameters()).device.type != "cpu":
         raise ConfigError("backend.decode: llama_cpp runs on a CPU; on a GPU use backend.decode: torch")
@@ -235,11 +210,11 @@ def _llama_cpp_decoder(model, encoder):
         from llmfti.models.llama_cpp_decode import write_lora_gguf
 
         base = model.get_base_model()
-        gguf = _source_gguf(Path(base.config._name_or_path))
+        gguf = source_gguf(Path(base.config._name_or_path))
         lora = Path(tempfile.mkdtemp(prefix="llmfti-lora-")) / "adapter.gguf"
         write_lora_gguf(model, lora)
     else:
-        gguf = _source_gguf(Path(model.config._name_or_path))
+        gguf = source_gguf(Path(model.config._name_or_path))
     try:
         decoder = LlamaCppDecoder(gguf, model.config, lora_path=lora)
     finally:
