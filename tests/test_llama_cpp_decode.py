@@ -202,3 +202,23 @@ def test_a_lora_version_decodes_in_llama_cpp_with_its_adapter(smollm2):
         adapted.close()
         on_torch.close()
         lora.unload()  # the module fixture's model is shared: take the LoRA layers out again
+
+
+@pytest.mark.slow
+def test_a_gguf_of_another_model_shape_is_refused_at_load(smollm2):
+    """The load-time check refuses a GGUF whose layers or key widths are not the model's with a clear
+    error, before any state is built from the model's keys."""
+    from pathlib import Path
+
+    from llmfti.models.llama_cpp_decode import LlamaCppDecoder
+    from llmfti.registry.base_models import source_gguf
+    from llmfti.testing.tiny_models import tiny_llama, tiny_tokenizer
+
+    model = smollm2[0]
+    other = tiny_llama(len(tiny_tokenizer()))
+    decoder = LlamaCppDecoder(source_gguf(Path(model.config._name_or_path)), other.config, n_ctx=256)
+    try:
+        with pytest.raises(ConfigError, match="not this model's GGUF"):
+            decoder.check(other, [1, 2, 3, 4])
+    finally:
+        decoder.close()
