@@ -42,15 +42,23 @@ class TeacherSettings:
 
 def synthesize(store, source: str, into: str, *, as_of=None, method: str = "structure", exclude_suites=(), suites_root=None,
                max_records: int | None = None, pairs_per_chunk: int = 2, seed: int = 0, teacher: TeacherSettings | None = None,
-               progress: bool = False) -> IngestSummary:
+               progress: bool = False, replace: bool = False) -> IngestSummary:
     """Write NAME `into` (a records feature group, created on first use with the documents group's
-    embedder) from documents group `source` read at `as_of` (default: its latest commit, pinned)."""
+    embedder) from documents group `source` read at `as_of` (default: its latest commit, pinned).
+
+    Into an existing records group, a run adds ONE commit holding this run's records next to the
+    earlier runs' (a record with the same id, same chunk and question, is updated in place);
+    `replace=True` makes the group hold exactly this run's records (earlier ones deleted in that
+    commit, still readable at older commits). A group of another kind is refused before any work."""
     from llmfti.config.features import FeatureConfig
     from llmfti.evaluation.leakage import LeakGuard
     from llmfti.evaluation.suites import load_suite
 
-    if method not in ("structure", "teacher"):
-        raise ConfigError(f"unknown synthesis method {method!r}: structure or teacher")
+    from llmfti.transforms.synthesis import SYNTHESIZERS
+
+    offline = SYNTHESIZERS.names()
+    if method != "teacher" and method not in offline:
+        raise ConfigError(f"unknown synthesis method {method!r}: teacher or one of {', '.join(offline)}")
     if method == "teacher" and teacher is None:
         raise ConfigError("the teacher method needs a teacher endpoint (--teacher-url, --teacher-model)")
     if pairs_per_chunk < 1 or (max_records is not None and max_records < 1):
@@ -58,15 +66,19 @@ def synthesize(store, source: str, into: str, *, as_of=None, method: str = "stru
     docs = store.feature_group(source)
     if docs.info["kind"] != "documents":
         raise ConfigError(f"{docs.key} holds {docs.info['kind']}: synthesize from a documents feature group")
+    records = store.feature_group(into, must_exist=False)
+    if records.info and records.info["kind"] != "records":
+        raise ConfigError(f"--into {records.key} holds {records.info['kind']}, not records: nothing was written",
+                          hint="synthesize into a new group name or an existing records group")
     commit = docs.resolve_commit(as_of)
     guard = LeakGuard([load_suite(s, suites_root) for s in exclude_suites])
     chunks, excluded = _usable_chunks(docs, commit, guard)
-    pairs, failed = (_structure(chunks, pairs_per_chunk) if method == "structure"
-                     else _teacher(chunks, pairs_per_chunk, teacher, seed, progress))
+    pairs, failed = (_teacher(chunks, pairs_per_chunk, teacher, seed, progress) if method == "teacher"
+                     else _offline(method, chunks, pairs_per_chunk))
     pairs = [p for p in pairs if not guard.same_question(p[1])]  # a pair that asks an eval question is dropped too
     if max_records is not None and len(pairs) > max_records:
         pairs = sorted(random.Random(seed).sample(pairs, max_records), key=lambda p: (p[0]["doc_id"], p[0]["chunk_index"], p[1]))
-    params = {"pairs_per_chunk": pairs_per_chunk, "max_records": max_records}
+    params = {"pairs_per_chunk": pairs_per_chunk, "max_records": max_records, "replace": replace}
     if teacher is not None and method == "teacher":
         params.update(teacher_model=teacher.model, teacher_url=teacher.base_url, concurrency=teacher.concurrency)
     lineage = {
@@ -78,11 +90,10 @@ def synthesize(store, source: str, into: str, *, as_of=None, method: str = "stru
     items = [_record(docs.key, commit, chunk, q, a, method) for chunk, q, a in pairs] + failed
     if not any(isinstance(i, SourceDocument) for i in items):
         raise ConfigError(f"no record could be synthesized from {docs.key}@{commit} ({len(chunks)} usable chunks, {len(failed)} failures)")
-    records = store.feature_group(into, must_exist=False)
     config = None if records.info else FeatureConfig(kind="records", embedder=docs.config.embedder,
                                                      description=f"records synthesized from {docs.key} ({method})")
-    # sync: the group holds exactly the records synthesized from this commit (older ones are deleted).
-    return ingest_items(records, lambda _cfg: items, config=config, sync=True, progress=progress, lineage=lineage)
+    # replace (sync): the group holds exactly this run's records; otherwise earlier runs' records stay.
+    return ingest_items(records, lambda _cfg: items, config=config, sync=replace, progress=progress, lineage=lineage)
 
 
 def _usable_chunks(docs, commit: int, guard) -> tuple[list[dict], dict]:
@@ -103,10 +114,10 @@ def _usable_chunks(docs, commit: int, guard) -> tuple[list[dict], dict]:
     return kept, {"documents": len(skipped_docs), "documents_chunks": doc_chunks, "chunks": skipped_chunks}
 
 
-def _structure(chunks: list[dict], per_chunk: int):
+def _offline(method: str, chunks: list[dict], per_chunk: int):
     from llmfti.transforms.synthesis import SYNTHESIZERS
 
-    make = SYNTHESIZERS.get("structure")
+    make = SYNTHESIZERS.get(method)
     pairs = [(c, q, a) for c in chunks for q, a in make(c["heading_path"] or "", c["text"], per_chunk, section_start=c["section_start"])]
     return pairs, []
 

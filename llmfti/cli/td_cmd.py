@@ -37,6 +37,8 @@ def create(
     until: Optional[str] = typer.Option(None, "--event-time-until", help="Keep records with event_time at or before this ISO-8601 time."),
     contexts: Optional[str] = typer.Option(None, "--contexts", help="Documents feature group to retrieve from: DOCS_FG or DOCS_FG:VERSION, optionally pinned with @COMMIT, @TAG or @TIME."),
     top_k: int = typer.Option(4, "--top-k", min=0, max=100, help="Contexts per example."),
+    context_order: str = typer.Option("retrieval", "--context-order", help="retrieval: a record's own context stands where the deployment's "
+                                      "retrieval ranks it (answers' [n] renumbered); given-first: always context [1]."),
     encoder: Optional[str] = typer.Option(None, "--encoder", help="Prompt template name or YAML (default: the model version's, else rag-default)."),
     model: str = typer.Option(..., "--model", help="Model version NAME:N, registered base model NAME, or model folder (its tokenizer encodes)."),
     max_prompt_tokens: Optional[int] = typer.Option(None, "--max-prompt-tokens", min=1, help="Prompt budget (default: the model version's, else 1024)."),
@@ -63,7 +65,7 @@ def create(
             name=name, source=from_, as_of=as_of, event_time_until=until, contexts=contexts, top_k=top_k, prompt_template=encoder,
             model=model, max_prompt_tokens=max_prompt_tokens, max_answer_tokens=max_answer_tokens, split=split, seed=seed, description=description,
             eval_suites=eval_suite, refuse_eval_overlap=refuse_eval_overlap, hybrid=hybrid, on_demand=on_demand,
-            exclude_contexts_of=exclude_contexts_of, where=where,
+            exclude_contexts_of=exclude_contexts_of, where=where, context_order=context_order,
         )
     except ValidationError as exc:
         raise ConfigError("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None

@@ -155,3 +155,96 @@ def parse_teacher_pairs(reply: str, max_pairs: int) -> list[tuple[str, str]]:
     if not pairs:
         raise ValueError("the reply's JSON list holds no {question, answer} objects")
     return pairs[:max_pairs]
+
+
+# -- the detail method: questions a user asks about one sentence of a chunk -------------------------
+
+# Questions about a detail are answered by that sentence, as a person answers them: "Yes, ..."/"No, ..."
+# for a yes/no question, the sentence itself otherwise. Subjects longer than this are not turned around.
+MAX_SUBJECT_WORDS = 9
+_AUX = ("is", "are", "can", "must", "may", "will", "should", "does", "do", "was", "were", "has", "have")
+_YES_NO = re.compile(r"^(?P<subject>[A-Za-z_\"“`'(][^,;:]*?)\s+(?P<aux>" + "|".join(_AUX) + r")\s+(?P<neg>not\s+|never\s+)?(?P<rest>[^;:]+?)[.!]?$")
+_CONDITION = re.compile(r"^(?P<word>If|When|Unless)\s+(?P<cond>[^,]{6,}?),\s*(?P<rest>.+)$")
+# Verbs a subject "does": their base form is the 3rd person without its ending. Kept general (not a
+# corpus's vocabulary): what documentation says things do.
+_ACTION_VERBS = (
+    "returns", "raises", "creates", "calls", "contains", "defines", "evaluates", "executes", "uses", "requires", "accepts",
+    "takes", "produces", "computes", "finds", "checks", "converts", "stores", "removes", "adds", "ignores", "allows",
+    "prevents", "determines", "specifies", "provides", "supports", "generates", "yields", "means", "causes", "controls",
+    "matches", "replaces", "binds", "refers", "applies", "starts", "ends", "stops", "includes", "excludes", "emits",
+)
+_PRONOUN_SUBJECTS = ("this", "these", "that", "those", "they", "he", "she", "such", "both", "each", "which", "we", "you", "i")
+# Sentence adverbs and discourse words: "Finally, X is ..." or "Note that X is ..." have no subject at the start.
+_NOT_A_SUBJECT = ("note", "notice", "finally", "otherwise", "however", "also", "because", "thus", "hence", "then", "so", "but",
+                  "and", "or", "for", "in", "on", "at", "by", "with", "as", "since", "although", "while", "here", "there", "now")
+MAX_YES_NO_WORDS = 16  # a yes/no question longer than this restates the whole sentence
+
+
+def _base_form(verb: str) -> str:
+    if verb.endswith("ies"):
+        return verb[:-3] + "y"
+    if verb.endswith(("sses", "shes", "ches", "xes", "zes")):
+        return verb[:-2]
+    return verb[:-1]
+
+
+def _lower_first(text: str) -> str:
+    return text[0].lower() + text[1:] if text[:1].isupper() and not text[1:2].isupper() else text
+
+
+def _subject_ok(subject: str) -> bool:
+    words = subject.split()
+    if not 0 < len(words) <= MAX_SUBJECT_WORDS or "," in subject or subject.startswith(("*", "-", "•")):
+        return False
+    first = words[0].lower().strip("\"“`'(")
+    # One bare word is a subject only when it is a name (code or quoted), not "Common uses ...".
+    named = subject[:1] in "\"“`'" or "_" in subject or "." in subject.strip(".")
+    return first not in _PRONOUN_SUBJECTS + _NOT_A_SUBJECT and (len(words) >= 2 or named)
+
+
+def detail_question(sentence: str) -> tuple[str, str] | None:
+    """(question, answer) about one sentence, or None when no rule fits it. Rules, in order:
+    "If/When A, B." -> "What happens if/when A?"; "X returns/raises/... Y" -> "What does X return/...?";
+    "X is/can/must [not] Y." -> "Is/Can/Must X Y?" answered "Yes, ..." or "No, ..."."""
+    s = _clean(sentence)
+    if not (6 <= len(s.split()) <= MAX_ANSWER_WORDS) or s.endswith("?") or "::=" in s or s.count("(") != s.count(")"):
+        return None
+    cond = _CONDITION.match(s)
+    if cond and len(cond.group("cond").split()) >= 2:
+        return f"What happens {cond.group('word').lower()} {cond.group('cond')}?", s
+    words = s.rstrip(".!").split()
+    for i, w in enumerate(words[1 : MAX_SUBJECT_WORDS + 1], 1):
+        if w in _AUX:  # "X is not deleted when the loop ends": the verb came first, a yes/no question
+            break
+        if w in _ACTION_VERBS:
+            subject = " ".join(words[:i])
+            if _subject_ok(subject) and not words[i - 1].lower() in ("it", "which", "that"):
+                return f"What does {_lower_first(subject)} {_base_form(w)}?", s
+            break
+    yn = _YES_NO.match(s)
+    if yn and _subject_ok(yn.group("subject")) and 2 <= len(yn.group("rest").split()) and len(s.split()) <= MAX_YES_NO_WORDS:
+        aux, rest = yn.group("aux"), yn.group("rest").rstrip(".")
+        prefix = "No" if yn.group("neg") else "Yes"
+        return f"{aux.capitalize()} {_lower_first(yn.group('subject'))} {rest}?", f"{prefix}, {_lower_first(s)}"
+    return None
+
+
+@register_synthesizer("detail")
+def detail_pairs(heading_path: str, text: str, max_pairs: int = 2, *, section_start: bool = True) -> list[tuple[str, str]]:
+    """Questions about details of a chunk: each answered by ONE sentence of its running text (not only
+    the first), so the model learns to find the sentence that answers, say it, cite it and stop. Adds
+    the structure method's heading question when it fits in `max_pairs`. Deterministic, no model."""
+    pairs: list[tuple[str, str]] = []
+    for paragraph in (p for p in re.split(r"\n\s*\n", text) if _is_prose(p)):
+        for sentence in _SENTENCE_END.split(_clean(paragraph)):
+            qa = detail_question(sentence)
+            if qa:
+                pairs.append((qa[0], _answer(qa[1])))
+    # Spread over the chunk: every k-th detail question rather than the first few.
+    if len(pairs) > max_pairs:
+        step = len(pairs) / max_pairs
+        pairs = [pairs[int(i * step)] for i in range(max_pairs)]
+    structure = structure_pairs(heading_path, text, 1, section_start=section_start)
+    seen = {q.lower() for q, _ in pairs}
+    out = pairs + [(q, a) for q, a in structure if q.lower() not in seen]
+    return out[:max_pairs] if len(pairs) >= max_pairs else out[: max_pairs]

@@ -53,11 +53,11 @@ def plan(store, spec: TrainingDatasetSpec) -> tuple[b.Plan, dict]:
     for name in spec.on_demand:
         get_on_demand(name)  # unknown names fail here, before any work
     excluded = sorted(LeakGuard([load_suite(s) for s in spec.exclude_contexts_of]).documents)
-    resolved["retrieval"] = {"hybrid": spec.hybrid, "on_demand": list(spec.on_demand), "exclude_docs": excluded,
+    resolved["retrieval"] = {"hybrid": spec.hybrid, "on_demand": list(spec.on_demand), "exclude_docs": excluded, "context_order": spec.context_order,
                              "excluded_for": list(spec.exclude_contexts_of)}
     resolved["filter"] = _filter_lineage(records, resolved["records"]["commit"], spec.where)
     return b.Plan(records.key, resolved["records"]["commit"], until, ctx_fg, ctx_commit, spec.top_k, spec.split, spec.seed,
-                  spec.hybrid, tuple(spec.on_demand), tuple(excluded), spec.where), resolved
+                  spec.hybrid, tuple(spec.on_demand), tuple(excluded), spec.where, spec.context_order), resolved
 
 
 def _filter_lineage(records, commit: int, where: str | None) -> dict | None:
@@ -129,6 +129,8 @@ def plan_from_lineage(lin: dict) -> b.Plan:
         hybrid=(lin.get("retrieval") or {}).get("hybrid", False), on_demand=tuple((lin.get("retrieval") or {}).get("on_demand", ())),
         exclude_docs=tuple((lin.get("retrieval") or {}).get("exclude_docs", ())),
         where=(lin.get("filter") or {}).get("where"),
+        # Datasets made before the option put the record's own context first.
+        context_order=(lin.get("retrieval") or {}).get("context_order", "given-first"),
     )
 
 

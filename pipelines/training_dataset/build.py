@@ -51,6 +51,7 @@ class Plan:
     on_demand: tuple[str, ...] = ()  # on-demand features computed as of each record's event time (query normalization, template slots)
     exclude_docs: tuple[str, ...] = ()  # documents never retrieved as contexts (an eval suite's sources)
     where: str | None = None  # a LanceDB SQL filter on the records at the pinned commit (e.g. on score columns)
+    context_order: str = "given-first"  # "retrieval": the record's context where retrieval ranks it (see TrainingDatasetSpec)
 
 
 @dataclass
@@ -132,9 +133,12 @@ class ContextSource:
 
 
 def contexts_for(record: dict, source: ContextSource | None, given_rows: dict, top_k: int, missing: set, *, hybrid: bool = False,
-                 features: dict | None = None, where: str | None = None) -> list:
+                 features: dict | None = None, where: str | None = None, order: str = "given-first", seed: int = 0) -> list:
     from llmfti.transforms.model_dependent import Context
 
+    if order == "retrieval" and source is not None:
+        return [Context(chunk_id=r["chunk_id"], text=r["text"], score=r["score"], source=r["source"])
+                for r in _retrieval_ordered(record, source, given_rows, top_k, missing, hybrid, features, where, seed)]
     chosen: list[dict] = []
     seen: set[str] = set()
     for cid in record.get("context_ids") or []:
@@ -152,6 +156,43 @@ def contexts_for(record: dict, source: ContextSource | None, given_rows: dict, t
                 seen.add(r["chunk_id"])
                 chosen.append(r)
     return [Context(chunk_id=r["chunk_id"], text=r["text"], score=r["score"], source=r["source"]) for r in chosen]
+
+
+def _retrieval_ordered(record, source, given_rows, top_k, missing, hybrid, features, where, seed) -> list[dict]:
+    """The top-k contexts in the deployment's retrieval order. A record's own chunks keep the rank
+    retrieval gives them; one that retrieval misses takes a seeded place among the top k (replacing a
+    retrieved chunk), so the answering context is not always [1], as it is not when serving."""
+    given: list[dict] = []
+    for cid in record.get("context_ids") or []:
+        if cid not in given_rows:
+            missing.add(cid)
+        given += [r for r in given_rows.get(cid, []) if r["chunk_id"] not in {g["chunk_id"] for g in given}]
+    given = given[:top_k]
+    given_ids = {g["chunk_id"] for g in given}
+    retrieved = source.retrieve(record["question"], top_k, hybrid=hybrid, features=features, where=where)[:top_k]
+    ranked = [{**r, "score": r["score"]} for r in retrieved]
+    missed = [g for g in given if g["chunk_id"] not in {r["chunk_id"] for r in ranked}]
+    others = [r for r in ranked if r["chunk_id"] not in given_ids]
+    keep = others[: max(0, top_k - len(given))]
+    out = [r for r in ranked if r["chunk_id"] in given_ids or r in keep]
+    for g in missed:
+        at = int(sha256_text("llmfti-context-place", str(seed), record["doc_id"], g["chunk_id"])[:8], 16) % (len(out) + 1)
+        out.insert(at, {**g, "score": 1.0})
+    return out
+
+
+def renumber_citations(answer: str, context_ids: list[str], placed: list[str]) -> str:
+    """The answer's [n] (n-th of the record's own context_ids) as the number that context has in the
+    prompt (`placed`: the chunk ids in prompt order). Citations of contexts not placed are left as written."""
+    import re
+
+    def sub(m):
+        n = int(m.group(1))
+        if 1 <= n <= len(context_ids) and context_ids[n - 1] in placed:
+            return f"[{placed.index(context_ids[n - 1]) + 1}]"
+        return m.group(0)
+
+    return re.sub(r"\[(\d+)\]", sub, answer)
 
 
 def build_examples(store, plan: Plan, encoder) -> Built:
@@ -173,10 +214,13 @@ def build_examples(store, plan: Plan, encoder) -> Built:
     for rec in records:
         # The same on-demand functions as serving, evaluated as of the record's own time (backfill).
         features = compute_features(list(plan.on_demand), {"question": rec["question"]}, rec["event_time"]) if plan.on_demand else {}
-        contexts = contexts_for(rec, source, given_rows, plan.top_k, missing, hybrid=plan.hybrid, features=features, where=where)
+        contexts = contexts_for(rec, source, given_rows, plan.top_k, missing, hybrid=plan.hybrid, features=features, where=where,
+                                order=plan.context_order, seed=plan.seed)
         slots = {f: features[f] for f in encoder.template.features if f in features}
         try:
             answers = [rec["answer"]] if kind == "sft" else [rec["chosen"], rec["rejected"]]
+            if plan.context_order == "retrieval":  # [n] names the n-th of the record's context_ids: say where it now stands
+                answers = [renumber_citations(a, list(rec.get("context_ids") or []), [c.chunk_id for c in contexts]) for a in answers]
             encoded = [encoder.encode_example(rec["question"], a, contexts, slots) for a in answers]
         except PromptTooLong as exc:
             skipped.append({"doc_id": rec["doc_id"], "reason": str(exc)})
@@ -192,7 +236,7 @@ def build_examples(store, plan: Plan, encoder) -> Built:
             "event_time": rec["event_time"], "ingested_at": rec["ingested_at"],
         }
         if kind == "sft":
-            row.update(answer=rec["answer"], input_ids=ex.input_ids, labels=ex.labels)
+            row.update(answer=answers[0], input_ids=ex.input_ids, labels=ex.labels)
         else:  # one prompt (the same encode_prompt ids in both encodings), two answers each ending with EOS
             n = ex.prompt_length
             row.update(chosen=rec["chosen"], rejected=rec["rejected"], prompt_ids=ex.input_ids[:n], chosen_ids=ex.input_ids[n:],

@@ -7,6 +7,8 @@ rebuilds the same examples however much data arrived since.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field, field_validator
 
 from llmfti.config.base import StrictModel
@@ -24,7 +26,12 @@ class TrainingDatasetSpec(StrictModel):
     as_of: str | None = Field(None, description="Read the records at this commit, tag or ingestion time (default: the latest commit, pinned).")
     event_time_until: str | None = Field(None, description="Keep records whose event_time is at or before this ISO-8601 time.")
     contexts: str | None = Field(None, description="Documents feature group DOCS_FG[:VERSION][@COMMIT|TAG|TIME] to retrieve contexts from.")
-    top_k: int = Field(4, ge=0, le=100, description="Contexts per example (record-given context_ids first, then the best retrieved).")
+    top_k: int = Field(4, ge=0, le=100, description="Contexts per example: the record's own context_ids and the best retrieved chunks.")
+    context_order: Literal["retrieval", "given-first"] = Field(
+        "retrieval", description="Where a record's own context stands among the contexts. 'retrieval': where the deployment's "
+        "retrieval ranks it (a seeded place among the top k when retrieval misses it), so the model learns to find the answering "
+        "context, as it must when serving; the answer's [n] citations are renumbered to match. 'given-first': always context [1] "
+        "(datasets made before this option).")
     hybrid: bool = Field(False, description="Retrieve as a deployment with retrieval.hybrid does (use the deployment's setting).")
     on_demand: list[str] = Field(default_factory=list, description="On-demand features computed as of each record's time, as the "
                                  "deployment computes them per request (normalized_question changes the retrieval query; template slots).")
