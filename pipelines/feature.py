@@ -285,7 +285,9 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
             summary.scoring = score_new_records(fg, config, rows, replaced, lineage)  # the scoring hook: same commit
         summary.committed = _commit(fg, rows, replaced, config.kind, embedder.dimension, commit_properties)
         written = len(rows)
-    summary.properties = dict(commit_properties) if commit_properties and summary.committed else None
+    # A batch that changes nothing (every message bad, or re-delivered unchanged) still moved past its
+    # messages: its properties (a stream's offsets) go into an offsets-only run record instead.
+    summary.properties = dict(commit_properties) if commit_properties else None
     summary.chunks_written = written if summary.committed else 0
     if summary.committed:
         summary.data_commit = fg.table().version
@@ -315,7 +317,7 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
         if merged != cached or state != source_keys.state:
             source_keys.save(merged, state)
     summary.duration_s = round(time.perf_counter() - started, 3)
-    if summary.committed:
+    if summary.committed or commit_properties:
         _record_run(fg, summary, ingested_at)
     return summary
 

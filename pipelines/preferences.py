@@ -58,6 +58,10 @@ def build_pairs(store, into: str, *, deployment: str, records: str | None = None
         raise ConfigError("max_pairs must be at least 1")
     if where and records is None:
         raise ConfigError("where filters a records feature group: give records")
+    target = store.feature_group(into, must_exist=False)
+    if target.info and target.info["kind"] != "preferences":  # checked before any answer is generated: nothing written
+        raise ConfigError(f"--into {target.key} holds {target.info['kind']}, not preferences: nothing was written",
+                          hint="write preference pairs into a new group name or an existing preferences group")
     questions, source = _references(store, records, suite, load_suite, where)
     guard = LeakGuard([load_suite(s) for s in exclude_suites])
     questions = [q for q in questions if not guard.same_question(q["question"])]

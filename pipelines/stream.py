@@ -46,7 +46,7 @@ def stored_positions(fg, source_name: str) -> dict[int, int]:
     hit = commit_properties(fg, key)
     if hit is not None:
         found.append(json.loads(hit[1]))
-    if fg.has_data():
+    if fg.info:  # offsets-only run records exist before the first data commit (a first batch of bad messages)
         for run in fg.store.runs(fg.key):
             props = run["summary"].get("properties") or {}
             if key in props:
@@ -83,6 +83,16 @@ def stream_ingest(fg, consumer, *, config=None, embedder=None, batch_size: int =
     stop_event = stop_event or threading.Event()
     config, embedder = _resolve_config(fg, config, embedder)  # one embedder: weights load once, at the first change
     positions = stored_positions(fg, consumer.name)
+    legacy = getattr(consumer, "legacy_name", None)
+    if not positions and legacy and stored_positions(fg, legacy):
+        from llmfti.errors import ConfigError
+
+        # Offsets stored before sources were keyed by their full identity name only a file or a topic:
+        # whether they belong to THIS source cannot be known, and guessing wrong skips or repeats messages.
+        raise ConfigError(f"{fg.key} holds stream offsets under the ambiguous name {legacy!r} (an earlier llmfti keyed them by "
+                          f"file name or topic only); this source is {consumer.name!r}",
+                          hint=f"--source-id {legacy} continues from those offsets; --source-id {consumer.name} starts this source "
+                               "from its beginning")
     run = StreamRun(consumer.name, positions=dict(positions), started_at=dict(positions))
     consumer.start(positions)
     try:

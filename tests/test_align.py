@@ -110,6 +110,8 @@ def test_pretokenized_pairs_reach_trl_unchanged(home, tmp_path):
 
     import torch
 
+    from llmfti.training.model_setup import lora_config
+
     folder = save_tiny_model(tmp_path / "tiny")
     model, tok = load_base(str(folder), dtype=torch.float32, attn="sdpa", device=torch.device("cpu"))
     # Ids a chat template would never produce: TRL must train on them as they are.
@@ -117,7 +119,7 @@ def test_pretokenized_pairs_reach_trl_unchanged(home, tmp_path):
     cfg = FinetuneConfig(name="t", base_model=str(folder), method="dpo", dataset="x:1", device="cpu", train={"max_steps": 1})
     args = align.dpo_arguments(cfg, tmp_path / "run", torch.device("cpu"), progress=False)
     trainer = align._trainer_class()(model=model, args=args, train_dataset=align._dataset(pairs), processing_class=tok,
-                                     peft_config=align.lora_config(cfg.lora))
+                                     peft_config=lora_config(cfg.lora, model.config.num_hidden_layers))
     row = trainer.train_dataset[0]
     assert {k: row[k] for k in align.PAIR_KEYS} == pairs[0]
     batch = trainer.data_collator([row])

@@ -74,6 +74,7 @@ def test_preference_prompts_equal_what_the_agent_builds(home, tmp_path):
 
 
 def test_pairs_from_records_and_a_deployment_keep_the_served_prompt(home, tmp_path):
+    from llmfti.errors import ConfigError
     from llmfti.pipelines.inference.online import prepare
     from llmfti.pipelines.inference.runtime import RuntimeCache, build_runtime
     from llmfti.pipelines.preferences import build_pairs
@@ -97,6 +98,13 @@ def test_pairs_from_records_and_a_deployment_keep_the_served_prompt(home, tmp_pa
     assert all(p["chosen"] == answers[q] and p["rejected"] == "I do not know." for q, p in pairs.items())
     again = build_pairs(store, "pairs", deployment="pair-dep", records="pair-qa", generator_override=gen)
     assert not again.committed  # the same tuple answers the same: nothing changes
+    # Into a records group: refused before any answer is generated, the records untouched (issue 27, finding 2).
+    qa = store.feature_group("pair-qa")
+    before = (qa.resolve_commit(None), qa.read(columns=["doc_id", "answer"]).to_pylist())
+    with pytest.raises(ConfigError, match="holds records, not preferences: nothing was written"):
+        build_pairs(store, "pair-qa", deployment="pair-dep", records="pair-qa", generator_override=gen)
+    qa = store.feature_group("pair-qa")
+    assert (qa.resolve_commit(None), qa.read(columns=["doc_id", "answer"]).to_pylist()) == before
 
     ds = create(store, name="pairs", source="pairs", contexts="docs:1", top_k=2, model="tiny:1")
     runtime = build_runtime(home, record, RuntimeCache(), gen)

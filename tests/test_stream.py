@@ -78,12 +78,12 @@ def test_offsets_are_committed_with_the_data_and_a_restart_resumes_exactly_once(
     with mock_consumer():
         first = stream_ingest(fg, kafka(topic), config=records_config, batch_size=2, poll_timeout_s=0, max_batches=1, on_batch=batches.append)
     assert first.commits == 1
-    commit, value = commit_properties(fg, PREFIX + "kafka:" + topic)
+    commit, value = commit_properties(fg, PREFIX + "kafka:sim:9092/" + topic)
     assert commit == batches[0].data_commit  # the offsets are in the very commit that holds the data
     in_commit = {int(p): o for p, o in json.loads(value).items()}
     # kafka-mocha hands out up to batch_size messages per partition: k0, k2 (partition 0) and k1, k3.
     assert in_commit == first.positions and set(consumed(fg)) == {"k0", "k1", "k2", "k3"}
-    assert stored_positions(fg, "kafka:" + topic) == first.positions
+    assert stored_positions(fg, "kafka:sim:9092/" + topic) == first.positions
 
     seen = []
     with mock_consumer():

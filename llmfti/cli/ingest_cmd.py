@@ -41,6 +41,8 @@ def ingest(
     batch_size: int = typer.Option(500, "--batch-size", min=1, help="Streams: messages per micro-batch (one commit each)."),
     max_batches: Optional[int] = typer.Option(None, "--max-batches", min=1, help="Streams: stop after this many micro-batches."),
     until_idle: bool = typer.Option(False, "--until-idle", help="Streams: stop when no message arrives within a poll (a backfill's end)."),
+    source_id: Optional[str] = typer.Option(None, "--source-id", help="Streams: the name the source's offsets are stored under "
+                                            "(default: its full identity, kafka:SERVERS/TOPIC or replay:RESOLVED-PATH)."),
     group_id: Optional[str] = typer.Option(None, "--group-id", help="Kafka consumer group (default: llmfti-NAME); offsets come from the feature group, never from the group."),
     engine: str = typer.Option("local", "--engine", help="local (this process) or ray (chunk, embed and write on Ray Data; one commit either way)."),
     ray_address: Optional[str] = typer.Option(None, "--ray-address", help="--engine ray: the cluster to join ('auto', 'ray://HOST:10001', HOST:PORT); default: a local Ray."),
@@ -69,7 +71,7 @@ def ingest(
         cfg = load_config(FeatureConfig, config, overrides) if base is None else validate_config(FeatureConfig, apply_overrides(base, overrides))
     kafka = [p for p in paths if p.startswith("kafka://")]
     if kafka or stream:
-        _run_stream(fg, paths, cfg, stream_options(kafka, batch_size, max_batches, until_idle, group_id or f"llmfti-{name}"), json_out)
+        _run_stream(fg, paths, cfg, stream_options(kafka, batch_size, max_batches, until_idle, group_id or f"llmfti-{name}", source_id), json_out)
         return
     if watch:
         _run_watch(fg, paths, cfg, debounce_ms, settle, json_out)
@@ -103,8 +105,9 @@ def _render(s: dict) -> None:
         out.print(f"  ... and {len(s['quarantine']) - 20} more (llmfti fg quarantine {s['feature_group']})")
 
 
-def stream_options(kafka: list[str], batch_size: int, max_batches, until_idle: bool, group_id: str) -> dict:
-    return {"kafka": kafka, "batch_size": batch_size, "max_batches": max_batches, "until_idle": until_idle, "group_id": group_id}
+def stream_options(kafka: list[str], batch_size: int, max_batches, until_idle: bool, group_id: str, source_id: str | None = None) -> dict:
+    return {"kafka": kafka, "batch_size": batch_size, "max_batches": max_batches, "until_idle": until_idle, "group_id": group_id,
+            "source_id": source_id}
 
 
 def _batch_line(s) -> None:
@@ -149,9 +152,9 @@ def _run_stream(fg, paths: list[str], cfg, opts: dict, json_out: bool) -> None:
         raise ConfigError("a stream ingest takes exactly one source (kafka://HOST:PORT/TOPIC, or one JSONL file with --stream)")
     if opts["kafka"]:
         servers, topic = parse_kafka_uri(paths[0])
-        source = KafkaSource(servers, topic, group_id=opts["group_id"])
+        source = KafkaSource(servers, topic, group_id=opts["group_id"], source_id=opts.get("source_id"))
     else:
-        source = JsonlReplay(paths[0])
+        source = JsonlReplay(paths[0], source_id=opts.get("source_id"))
     stop = threading.Event()
     restore = install_stop_on_sigint(stop)
     try:

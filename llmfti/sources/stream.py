@@ -45,7 +45,7 @@ class StreamMessage:
 class StreamConsumer(Protocol):
     """What the stream pipeline needs from a source: start at given positions, poll batches, close."""
 
-    name: str  # identifies the source in the stored offsets (e.g. "kafka:questions")
+    name: str  # identifies the source in the stored offsets: its full identity (servers + topic, resolved path)
 
     def start(self, positions: dict[int, int]) -> None: ...
 
@@ -60,9 +60,12 @@ class KafkaSource:
     offsets cannot disagree. `consumer_factory(config)` defaults to `confluent_kafka.Consumer`."""
 
     def __init__(self, bootstrap_servers: str, topic: str, *, group_id: str = "llmfti", config: dict | None = None,
-                 consumer_factory: Callable[[dict], object] | None = None):
+                 consumer_factory: Callable[[dict], object] | None = None, source_id: str | None = None):
         self.topic = topic
-        self.name = f"kafka:{topic}"
+        # Two clusters may each have a topic of this name: the offsets are the cluster's AND the topic's.
+        servers = ",".join(sorted(s.strip() for s in bootstrap_servers.split(",") if s.strip()))
+        self.name = source_id or f"kafka:{servers}/{topic}"
+        self.legacy_name = None if source_id else f"kafka:{topic}"  # how offsets were keyed before (ambiguous)
         self.config = {"bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
                        "auto.offset.reset": "earliest", **(config or {})}
         self._factory = consumer_factory
@@ -110,24 +113,32 @@ class JsonlReplay:
     `{"key": K, "value": null}` is a tombstone; `{"key": K, "value": {...}}` a keyed message; any other
     object is the value itself."""
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, *, source_id: str | None = None):
         self.path = Path(path)
         if not self.path.is_file():
             raise ConfigError(f"no such file to replay: {path}")
-        self.name = f"replay:{self.path.name}"
-        self._lines: list[str] = []
+        # The resolved path, not the file name: jan/history.jsonl and feb/history.jsonl are two sources.
+        self.name = source_id or f"replay:{self.path.resolve()}"
+        self.legacy_name = None if source_id else f"replay:{self.path.name}"  # how offsets were keyed before (ambiguous)
+        self._lines: list[bytes] = []
         self._next = 0
 
     def start(self, positions: dict[int, int]) -> None:
-        self._lines = self.path.read_text(encoding="utf-8").split("\n")
+        # Bytes, decoded line by line: one line of bad UTF-8 is one quarantined message, not a failed backfill.
+        self._lines = self.path.read_bytes().split(b"\n")
         self._next = positions.get(0, 0)
 
     def poll(self, max_messages: int, timeout_s: float) -> list[StreamMessage]:
         out = []
         while self._next < len(self._lines) and len(out) < max_messages:
-            offset, line = self._next, self._lines[self._next]
+            offset, raw = self._next, self._lines[self._next]
             self._next += 1
-            if not line.strip():
+            if not raw.strip():
+                continue
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                out.append(StreamMessage(self.name, 0, offset, None, raw))  # quarantined by message_items, with its offset
                 continue
             key, value = None, line
             try:
@@ -136,11 +147,40 @@ class JsonlReplay:
                 obj = None  # quarantined by message_items, with its offset
             if isinstance(obj, dict) and set(obj) <= {"key", "value"} and "value" in obj:
                 key, value = obj.get("key"), None if obj["value"] is None else json.dumps(obj["value"])
+                key = key if key is None or isinstance(key, str) else json.dumps(key)  # normalised by message_items
             out.append(StreamMessage(self.name, 0, offset, key, value))
         return out
 
     def close(self) -> None:
         self._lines = []
+
+
+class BadKey(ValueError):
+    pass
+
+
+def record_key(key) -> str | None:
+    """A message key as a record id, the same way for a keyed message and its tombstone: None stays None
+    (no key), an integer key 5 (or the JSON text "5") is the id "5"; an empty key, or one that is not a
+    string or an integer, cannot name a record (BadKey)."""
+    if key is None:
+        return None
+    if isinstance(key, bytes):
+        key = key.decode("utf-8", errors="strict")
+    if isinstance(key, bool) or not isinstance(key, (str, int)):
+        raise BadKey(f"a message key must be a string or an integer, not {type(key).__name__}")
+    text = str(key).strip()
+    if text.startswith(("{", "[", "\"")) or text in ("true", "false", "null"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        if isinstance(value, bool) or value is None or not isinstance(value, (str, int)):
+            raise BadKey(f"a message key must be a string or an integer, not {text[:40]!r}")
+        text = str(value).strip()
+    if not text:
+        raise BadKey("an empty message key cannot name a record")
+    return text
 
 
 def message_items(messages: list[StreamMessage], kind: str = "records") -> tuple[list[SourceDocument | QuarantineItem], list[str]]:
@@ -154,10 +194,15 @@ def message_items(messages: list[StreamMessage], kind: str = "records") -> tuple
     bad: list[QuarantineItem] = []
     for m in sorted(messages, key=lambda m: (m.partition, m.offset)):
         where = f"{m.topic}/{m.partition}@{m.offset}"
+        try:
+            key = record_key(m.key)
+        except (BadKey, UnicodeDecodeError) as exc:
+            bad.append(QuarantineItem(where, "bad-key", str(exc)))
+            continue
         if m.value is None:
-            if m.key:
-                latest.pop(m.key, None)
-                latest[m.key] = None
+            if key is not None:
+                latest.pop(key, None)
+                latest[key] = None
             continue
         try:
             line = m.value.decode("utf-8") if isinstance(m.value, bytes) else str(m.value)
@@ -166,12 +211,12 @@ def message_items(messages: list[StreamMessage], kind: str = "records") -> tuple
             continue
         try:
             obj = _parse_record(line, required)
-            if "id" not in obj and m.key:
-                obj["id"] = m.key
+            if "id" not in obj and key is not None:
+                obj["id"] = key
             when = datetime.fromtimestamp(m.timestamp_ms / 1000, tz=timezone.utc) if m.timestamp_ms else datetime.now(timezone.utc)
             doc = _record(obj, f"{m.topic}/{m.partition}", m.offset, where, when, kind)
         except _Bad as exc:
-            bad.append(QuarantineItem(where, exc.reason, exc.detail, raw=line[:2000], doc_id=m.key))
+            bad.append(QuarantineItem(where, exc.reason, exc.detail, raw=line[:2000], doc_id=key))
             continue
         latest.pop(doc.doc_id, None)  # re-insert: the order of the last message of each id
         latest[doc.doc_id] = doc

@@ -86,12 +86,6 @@ def dpo_arguments(cfg, run_dir, device, *, progress: bool = True):
     )
 
 
-def lora_config(lora):
-    from peft import LoraConfig
-
-    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules, task_type="CAUSAL_LM")
-
-
 def _dataset(pairs: list[dict]):
     from datasets import Dataset
 
@@ -110,9 +104,11 @@ def train_dpo(cfg, model, tokenizer, train: list[dict], evals: list[dict], *, ru
 
     from transformers.trainer_utils import get_last_checkpoint
 
+    from llmfti.training.model_setup import lora_config
+
     if not train:
         raise ConfigError("no preference pairs to train on")
-    peft_config = None if hasattr(model, "peft_config") else lora_config(cfg.lora)
+    peft_config = None if hasattr(model, "peft_config") else lora_config(cfg.lora, model.config.num_hidden_layers)
     args = dpo_arguments(cfg, run_dir, device, progress=progress)
     probe = evals or train
     trainer = _trainer_class()(model=model, args=args, train_dataset=_dataset(train), eval_dataset=_dataset(probe),

@@ -88,17 +88,23 @@ def load_base(path: str, *, dtype, attn: str, device):
 def add_lora(model, lora, *, seed: int):
     """Wrap `model` with a fresh LoRA adapter (seeded init)."""
     import torch
-    from peft import LoraConfig, get_peft_model
+    from peft import get_peft_model
 
     torch.manual_seed(seed)
-    cfg = LoraConfig(
-        r=lora.r,
-        lora_alpha=lora.alpha,
-        lora_dropout=lora.dropout,
-        target_modules=lora.target_modules,
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, cfg)
+    return get_peft_model(model, lora_config(lora, model.config.num_hidden_layers))
+
+
+def lora_config(lora, n_layers: int):
+    """peft's LoraConfig for `lora` (LoraSettings) on a model of `n_layers` decoder layers."""
+    from peft import LoraConfig
+
+    extra = {}
+    if lora.last_layers:
+        # Only the top layers adapted: backward stops at the lowest adapted layer (nothing below needs
+        # a gradient), so a step costs a forward plus the backward of those layers only.
+        extra["layers_to_transform"] = list(range(max(0, n_layers - lora.last_layers), n_layers))
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
+                      task_type="CAUSAL_LM", **extra)
 
 
 def _loss_module_class():
