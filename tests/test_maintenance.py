@@ -199,3 +199,12 @@ def test_a_time_whose_commit_was_pruned_is_not_answered_with_older_data(home, st
     with pytest.raises(NotFoundError, match="maintenance pruned"):
         fg.resolve_commit(between.isoformat())
     assert fg.resolve_commit(log[first].isoformat()) == first  # a time at a kept commit still resolves
+
+
+def test_a_keep_within_longer_than_any_date_is_a_usage_error():
+    from llmfti.errors import ConfigError
+    from llmfti.store.maintenance import parse_duration
+
+    with pytest.raises(ConfigError, match="longer than any date can go back"):
+        parse_duration("99999999999w")  # was an OverflowError traceback (issue 27, finding 10)
+    assert parse_duration("2w").days == 14

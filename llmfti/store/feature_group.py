@@ -150,7 +150,9 @@ class FeatureGroup:
         tbl = self.as_of(as_of)
         query = tbl.search()
         if where:
-            query = query.where(where)
+            from llmfti.store.where import check_where
+
+            query = query.where(check_where(where, [f.name for f in tbl.schema]))
         if columns:
             query = query.select(columns)
         return query.limit(None).to_arrow()

@@ -62,7 +62,12 @@ def parse_duration(text: str | timedelta) -> timedelta:
     m = _DURATION.match(str(text))
     if not m:
         raise ConfigError(f"{text!r} is not a duration: use a number and a unit, e.g. 30m, 24h, 7d, 2w")
-    return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    try:
+        window = timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+        datetime.now(timezone.utc) - window  # the window is used as `now - window`: it must be a date
+    except (OverflowError, ValueError):
+        raise ConfigError(f"{text!r} is longer than any date can go back (at most about 9,000 years, e.g. 400000w)") from None
+    return window
 
 
 @dataclass(frozen=True)
