@@ -11,6 +11,7 @@ import pytest
 
 from llmfti.config.generation import GenerationSettings
 from llmfti.models.generation import GenerationRequest, GenerationTimeout
+from llmfti.models.transformers_generator import cache_kw
 
 
 @pytest.fixture(scope="module")
@@ -237,7 +238,7 @@ def test_a_batch_is_prefilled_prompt_by_prompt_and_answers_as_each_prompt_alone(
         cache = StaticCache(config=model.config, max_cache_len=width + 4)
         _prefill_rows(model, ids, mask, cache)
         one = StaticCache(config=model.config, max_cache_len=len(rows[1]))
-        model(input_ids=torch.tensor([rows[1]]), past_key_values=one, use_cache=True)
+        model(input_ids=torch.tensor([rows[1]]), **cache_kw(model, one), use_cache=True)
         n = len(rows[1])
         assert torch.equal(cache.layers[0].keys[1, :, width - n:width], one.layers[0].keys[0])
         assert torch.equal(cache.layers[-1].values[1, :, width - n:width], one.layers[-1].values[0])

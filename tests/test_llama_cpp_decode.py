@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from llmfti.errors import ConfigError
+from llmfti.models.transformers_generator import cache_kw
 
 PROMPT = "What does the with statement do in Python?"
 
@@ -76,7 +77,7 @@ def test_keys_handed_over_match_llama_cpps_own_and_need_the_rope_interleave(smol
     n = len(ids)
     cache = StaticCache(config=model.config, max_cache_len=n)
     with torch.inference_mode():
-        model(input_ids=torch.tensor([ids]), past_key_values=cache, use_cache=True)
+        model(input_ids=torch.tensor([ids]), **cache_kw(model, cache), use_cache=True)
     keys, values = [c.keys[0] for c in cache.layers], [c.values[0] for c in cache.layers]
     right = state_bytes(decoder.layout, keys, values, n, decoder.head_dim, True)
     wrong = state_bytes(decoder.layout, keys, values, n, decoder.head_dim, False)

@@ -165,6 +165,8 @@ class LlamaCppDecoder:
         import torch
         from transformers import StaticCache
 
+        from llmfti.models.transformers_generator import cache_kw
+
         n = len(probe_ids)
         self._clear()
         self.llm.eval(probe_ids)
@@ -172,7 +174,7 @@ class LlamaCppDecoder:
         self.layout = _Layout.read(own, n)
         with torch.inference_mode():
             cache = StaticCache(config=model.config, max_cache_len=n)
-            model(input_ids=torch.tensor([probe_ids]), past_key_values=cache, cache_position=torch.arange(n), use_cache=True)
+            model(input_ids=torch.tensor([probe_ids]), **cache_kw(model, cache), cache_position=torch.arange(n), use_cache=True)
         shape = (self.layout.layers, self.layout.row)
         if shape != (len(cache.layers), cache.layers[0].keys.shape[1] * self.head_dim):
             raise ConfigError(f"the GGUF has {shape[0]} layers of {shape[1]} key values per position; the model "

@@ -213,7 +213,7 @@ class TransformersGenerator(Generator):
         if batch > 1 and ids.device.type == "cpu" and _plain_static(cache):
             out = _prefill_rows(self.model, ids, mask, cache)
         else:
-            out = self.model(input_ids=ids, attention_mask=mask if padded else None, position_ids=positions, past_key_values=cache,
+            out = self.model(input_ids=ids, attention_mask=mask if padded else None, position_ids=positions, **cache_kw(self.model, cache),
                              cache_position=torch.arange(width, device=ids.device), use_cache=True, logits_to_keep=1)
         if streamer is not None:
             streamer.put(ids.cpu())
@@ -234,7 +234,7 @@ class TransformersGenerator(Generator):
                 if padded:
                     mask = torch.cat([mask, torch.ones((batch, 1), dtype=mask.dtype, device=mask.device)], dim=-1)
                 out = self.model(input_ids=token[:, None], attention_mask=mask if padded else None, position_ids=last[:, None],
-                                 past_key_values=cache, cache_position=torch.tensor([width + step], device=ids.device), use_cache=True)
+                                 **cache_kw(self.model, cache), cache_position=torch.tensor([width + step], device=ids.device), use_cache=True)
         if streamer is not None:
             streamer.end()
         return torch.cat([ids, torch.stack(generated, dim=1)], dim=1)
@@ -246,7 +246,7 @@ class TransformersGenerator(Generator):
 
         width = ids.shape[1]
         cache = StaticCache(config=self.model.config, max_cache_len=width)
-        out = self.model(input_ids=ids, past_key_values=cache, cache_position=torch.arange(width, device=ids.device), use_cache=True, logits_to_keep=1)
+        out = self.model(input_ids=ids, **cache_kw(self.model, cache), cache_position=torch.arange(width, device=ids.device), use_cache=True, logits_to_keep=1)
         if streamer is not None:
             streamer.put(ids.cpu())
         on_token = None if streamer is None else (lambda token: streamer.put(torch.tensor([token])))
@@ -255,6 +255,21 @@ class TransformersGenerator(Generator):
         if streamer is not None:
             streamer.end()
         return torch.cat([ids, torch.tensor([tokens], dtype=ids.dtype)], dim=1)
+
+
+def cache_kw(model, cache) -> dict:
+    """The forward's keyword for a KV cache: `cache` where the model takes it (transformers 5.x; the
+    old `past_key_values` warns and goes in 5.40), `past_key_values` on older releases."""
+    import inspect
+
+    base = getattr(model, "get_base_model", lambda: model)()
+    cls = type(base)
+    if cls not in _CACHE_KW:
+        _CACHE_KW[cls] = "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+    return {_CACHE_KW[cls]: cache}
+
+
+_CACHE_KW: dict = {}
 
 
 def _plain_static(cache) -> bool:
@@ -288,7 +303,7 @@ def _prefill_rows(model, ids, mask, cache):
     for row, n in enumerate(lengths):
         own = StaticCache(config=model.config, max_cache_len=n)
         out = model(input_ids=ids[row:row + 1, width - n:], position_ids=torch.arange(n, device=ids.device)[None],
-                    past_key_values=own, cache_position=torch.arange(n, device=ids.device), use_cache=True, logits_to_keep=1)
+                    **cache_kw(model, own), cache_position=torch.arange(n, device=ids.device), use_cache=True, logits_to_keep=1)
         last.append(out.logits[:, -1:, :])
         for target, source in zip(cache.layers, own.layers):
             if not target.is_initialized:  # shapes and dtype from the model's own keys, batch rows wide

@@ -90,8 +90,14 @@ def add_lora(model, lora, *, seed: int):
     import torch
     from peft import get_peft_model
 
+    import warnings
+
     torch.manual_seed(seed)
-    return get_peft_model(model, lora_config(lora, model.config.num_hidden_layers))
+    with warnings.catch_warnings():
+        # peft (0.21) reads transformers' deprecated `is_gradient_checkpointing`; the call is peft's, the
+        # warning reached our users on every fine-tune. Only that message is silenced.
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(model, lora_config(lora, model.config.num_hidden_layers))
 
 
 def lora_config(lora, n_layers: int):
