@@ -17,8 +17,10 @@ import sys
 import typer
 
 from llmfti.cli import batch_cmd, deploy_cmd, eval_cmd, fg_cmd, finetune_cmd, ingest_cmd, models_cmd, monitor_cmd, records_cmd, serve_cmd, td_cmd
+from llmfti.cli.help_format import hide_flag_types
 from llmfti.cli.output import fail
 
+hide_flag_types()
 app = typer.Typer(
     name="llmfti",
     help="LLM and RAG systems on the feature/training/inference architecture.",
