@@ -90,11 +90,11 @@ def behaviour(cases: list[dict]) -> dict:
     return answer_behaviour([c["answer"] for c in cases])
 
 
-def compare(model: str) -> dict:
+def compare(model: str, suites=tuple(SUITES)) -> dict:
     from llmfti.evaluation.compare import compare_paired
 
     out = {}
-    for suite in SUITES:
+    for suite in suites:
         t0 = time.time()
         tuned, base = evaluate(model, suite), base_cases(suite)
         comp = compare_paired(base, tuned, ["rouge_score", "semantic_similarity"], tolerance=0.0)
@@ -134,6 +134,7 @@ def main() -> None:
     p.add_argument("--max-records", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", help="evaluate this registered model version only (no training)")
+    p.add_argument("--suites", nargs="+", default=list(SUITES), choices=list(SUITES), help="suites to compare on (default: both)")
     a = p.parse_args()
     os.environ.setdefault("LLMFTI_HOME", str(ROOT / ".llmfti"))
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -147,7 +148,7 @@ def main() -> None:
         model, info = train(a.variant, a.config, a.max_records, a.seed, a.set)
         row.update(info)
     row["model"] = model
-    row["suites"] = compare(model)
+    row["suites"] = compare(model, a.suites)
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / "rows.jsonl", "a") as f:
         f.write(json.dumps(row) + "\n")

@@ -255,3 +255,28 @@ def test_an_answer_that_cannot_be_encoded_is_never_logged_ok(agent_home, tmp_pat
         rows = app_log(c, "nan-score")
     assert r.status_code == 500 and r.json()["type"] == "ResponseUnencodable"
     assert rows[r.json()["request_id"]]["status"] == "ResponseUnencodable"  # response and log agree
+
+
+def test_rejected_bodies_are_logged_as_objects_and_every_reader_takes_them(chat_client, agent_home):
+    """Issue 27, finding 6: a JSON string body, or text/plain, was stored raw in the `request` column and
+    broke `llmfti logs --json` and `replay` for every listing that held the row."""
+    from typer.testing import CliRunner
+
+    from llmfti.cli import app
+    from llmfti.errors import ConfigError
+    from llmfti.pipelines.inference.replay import replay
+
+    ids = []
+    for body, ctype in ((b'"CCC"', "application/json"), (b"plain words", "text/plain"), (b"5", "application/json")):
+        r = chat_client.post("/v1/deployments/chat/invoke", content=body, headers={"content-type": ctype})
+        assert r.status_code == 422, r.text
+        ids.append(r.json()["request_id"])
+    rows = app_log(chat_client, "chat")
+    logged = [rows[i]["request"] for i in ids if i in rows]
+    assert logged and all(isinstance(req, dict) and set(req) == {"rejected_body"} for req in logged)
+    assert {"rejected_body": "CCC"} in logged
+    listing = CliRunner().invoke(app, ["--home", str(agent_home), "logs", "chat", "--json", "--limit", "50"])
+    assert listing.exit_code == 0, listing.output
+    assert {r["request_id"] for r in json.loads(listing.stdout)["rows"]} >= set(rows) & set(ids)
+    with pytest.raises(ConfigError, match="rejected before it reached the pipeline"):
+        replay(agent_home, ids[0])

@@ -48,7 +48,7 @@ class LogReads:
         for r in rows:
             for key in JSON_FIELDS:
                 if key in r:
-                    r[key] = json.loads(r[key]) if r.get(key) else None
+                    r[key] = _decoded(r[key])
         return rows[:limit] if limit else rows
 
     def _newest(self, deployment, since, until, limit: int, columns: list[str]) -> list[dict]:
@@ -124,3 +124,14 @@ def _ts_literal(value) -> str:
     """A SQL timestamp literal in UTC, as LanceDB's filter parser reads it."""
     # isoformat, not strftime: %Y writes year 1 as '1', which is no timestamp literal.
     return "TIMESTAMP '" + parse_time(value).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z'"
+
+
+def _decoded(text):
+    """A JSON column's value; a row written before every request was logged as an object (a JSON
+    string body stored as its raw text) is returned as that text, never an error for the whole read."""
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, TypeError):
+        return {"undecodable": str(text)[:2000]}

@@ -87,7 +87,7 @@ def prepare(runtime, raw: dict, request_id: str | None = None, *, features: dict
     """Validate and run every stage up to the prompt. `features`/`commit` replay logged values."""
     p = Prepared(request_id or uuid.uuid4().hex, runtime, raw, StageTimer(), {})
     p.log_row = {"request_id": p.request_id, "deployment": runtime.name, "deployment_version": runtime.version,
-                 "model": runtime.config.model, "feature_group": runtime.config.feature_group, "request": raw}
+                 "model": runtime.config.model, "feature_group": runtime.config.feature_group, "request": loggable_request(raw)}
     try:
         req = runtime.request_model.model_validate(raw)
     except ValidationError as exc:
@@ -189,11 +189,25 @@ def finish_log(p: Prepared, log, metrics, *, status: str, output: str = "", erro
     return timings
 
 
+REJECTED_BODY = "rejected_body"  # the key a body that is not a JSON object is logged under
+
+
+def loggable_request(raw) -> dict:
+    """What the log's `request` column holds: the request object as sent, or, for a body that is not
+    a JSON object (a JSON string, a number, text/plain bytes), `{"rejected_body": <its text>}`, so
+    every reader (`llmfti logs`, `replay`, monitoring) gets an object and none breaks on one row."""
+    if isinstance(raw, dict):
+        return raw
+    if isinstance(raw, (bytes, bytearray)):
+        raw = bytes(raw).decode("utf-8", errors="replace")
+    return {REJECTED_BODY: raw if isinstance(raw, (str, int, float, bool, list)) or raw is None else str(raw)}
+
+
 def log_failure(runtime, raw: dict, exc: Exception, log, metrics, prepared: Prepared | None = None, request_id: str | None = None) -> str:
     """Log a request that failed at any stage; returns its request id."""
     p = prepared or Prepared(request_id or uuid.uuid4().hex, runtime, raw, StageTimer(), {
         "request_id": request_id, "deployment": runtime.name, "deployment_version": runtime.version,
-        "model": runtime.config.model, "feature_group": runtime.config.feature_group, "request": raw})
+        "model": runtime.config.model, "feature_group": runtime.config.feature_group, "request": loggable_request(raw)})
     p.log_row["request_id"] = p.request_id
     finish_log(p, log, metrics, status=type(exc).__name__, error=str(exc)[:2000])
     if metrics is not None:

@@ -21,6 +21,11 @@ def replay(home, request_id: str) -> dict:
     if not rows:
         raise NotFoundError(f"no logged request {request_id!r}")
     row = rows[0]
+    if not isinstance(row["request"], dict) or online.REJECTED_BODY in row["request"] or "undecodable" in row["request"]:
+        from llmfti.errors import ConfigError
+
+        raise ConfigError(f"request {request_id} was rejected before it reached the pipeline ({row.get('status')}: "
+                          f"{(row.get('error') or '')[:200]}); there is no answer to replay")
     record = DeploymentStore(home).get(row["deployment"], row["deployment_version"])
     runtime = build_runtime(home, record, RuntimeCache())
     result = online.invoke(runtime, row["request"], features=row["features"] or {}, commit=row["commit"], return_prompt=True)
