@@ -40,7 +40,7 @@ class TeacherSettings:
     max_retries: int = 3
 
 
-def synthesize(store, source: str, into: str, *, as_of=None, method: str = "structure", exclude_suites=(), suites_root=None,
+def synthesize(store, source: str, into: str, *, as_of=None, method: str = "detail", exclude_suites=(), suites_root=None,
                max_records: int | None = None, pairs_per_chunk: int = 2, seed: int = 0, teacher: TeacherSettings | None = None,
                progress: bool = False, replace: bool = False) -> IngestSummary:
     """Write NAME `into` (a records feature group, created on first use with the documents group's

@@ -119,7 +119,7 @@ def test_pretokenized_pairs_reach_trl_unchanged(home, tmp_path):
     cfg = FinetuneConfig(name="t", base_model=str(folder), method="dpo", dataset="x:1", device="cpu", train={"max_steps": 1})
     args = align.dpo_arguments(cfg, tmp_path / "run", torch.device("cpu"), progress=False)
     trainer = align._trainer_class()(model=model, args=args, train_dataset=align._dataset(pairs), processing_class=tok,
-                                     peft_config=lora_config(cfg.lora, model.config.num_hidden_layers))
+                                     peft_config=lora_config(cfg.lora, model))
     row = trainer.train_dataset[0]
     assert {k: row[k] for k in align.PAIR_KEYS} == pairs[0]
     batch = trainer.data_collator([row])

@@ -197,3 +197,17 @@ def test_cpu_bf16_autocast_trains_like_fp32(tmp_path, home, tiny_base):
     assert b["compute_dtype"] == "bfloat16" and b["dtype"] == "float32" and a["compute_dtype"] == "float32"
     assert b["eval_loss"] < b["eval_loss_start"]
     assert abs(b["train_loss_first"] - a["train_loss_first"]) < 0.05 * a["train_loss_first"]
+
+
+def test_last_layers_adapts_only_the_top_layers():
+    """lora.last_layers: the LoRA weights sit in the last N decoder layers only (backward stops there)."""
+    from llmfti.config.finetune import LoraSettings
+    from llmfti.testing.tiny_models import tiny_llama
+    from llmfti.training.model_setup import add_lora
+
+    model = add_lora(tiny_llama(64), LoraSettings(r=2, last_layers=1), seed=0)
+    adapted = {name.split(".layers.")[1].split(".")[0] for name, _ in model.named_parameters() if "lora_A" in name}
+    n = model.get_base_model().config.num_hidden_layers
+    assert adapted == {str(n - 1)} and n > 1
+    names = {name.split(".lora_A")[0].rsplit(".", 1)[-1] for name, _ in model.named_parameters() if "lora_A" in name}
+    assert {"q_proj", "v_proj", "down_proj"} <= names  # all linear modules of that layer

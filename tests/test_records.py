@@ -44,7 +44,7 @@ def project(home, store, hash_config, tmp_path):
 def test_structure_records_with_lineage_and_no_eval_leak(project, store):
     from llmfti.pipelines.records import synthesize
 
-    summary = synthesize(store, "docs", "qa", exclude_suites=[str(project / "evals" / "held-out")])
+    summary = synthesize(store, "docs", "qa", method="structure", exclude_suites=[str(project / "evals" / "held-out")])
     assert summary.committed and summary.lineage["method"] == "structure"
     records = store.feature_group("qa").read(columns=["question", "answer", "context_ids", "source"]).to_pylist()
     questions = {r["question"] for r in records}
@@ -57,7 +57,7 @@ def test_structure_records_with_lineage_and_no_eval_leak(project, store):
     lin = store.feature_group("qa").describe()["lineage"]
     assert lin["documents"] == {"feature_group": "docs:1", "commit": store.feature_group("docs").resolve_commit(None), "as_of": None}
     assert lin["excluded"]["documents"] == 1 and lin["excluded"]["suites"][0].startswith("held-out@")
-    again = synthesize(store, "docs", "qa", exclude_suites=[str(project / "evals" / "held-out")])
+    again = synthesize(store, "docs", "qa", method="structure", exclude_suites=[str(project / "evals" / "held-out")])
     assert not again.committed  # the same commit synthesizes the same records: nothing changes
 
 
@@ -68,7 +68,7 @@ def test_td_reports_and_refuses_eval_overlap_and_carries_records_lineage(project
 
     monkeypatch.chdir(project)  # suites are looked up under ./evals
     import_tiny(home, tiny_chat_model(tmp_path / "tiny"))
-    synthesize(store, "docs", "clean-qa", exclude_suites=["held-out"])
+    synthesize(store, "docs", "clean-qa", method="structure", exclude_suites=["held-out"])
     clean = create(store, name="clean", source="clean-qa", contexts="docs", top_k=1, model="tiny", eval_suites=["held-out"], refuse_eval_overlap=True)
     d = clean.describe()
     assert list(d["eval_overlap"].values())[0]["examples"] == []
@@ -160,4 +160,4 @@ def test_cli_records_synthesize_json(project, home):
     doc = json.loads(res.stdout)
     assert doc["lineage"]["records"] == 2 and doc["committed"]
     show = CliRunner().invoke(app, ["--home", str(home), "fg", "show", "cli-qa"])
-    assert "lineage: records-synthesis (structure, seed 0) from docs:1" in show.stdout
+    assert "lineage: records-synthesis (detail, seed 0) from docs:1" in show.stdout

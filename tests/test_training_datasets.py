@@ -44,7 +44,7 @@ def test_create_records_lineage_and_prompts_are_the_serving_prompts(project, hom
     from llmfti.transforms.model_dependent import IGNORE_INDEX, Context, PromptEncoder
 
     store, docs, qa = project
-    res = _cli(home, "td", "create", "qa-train", "--from", "qa", "--contexts", "docs:1", "--top-k", "2",
+    res = _cli(home, "td", "create", "qa-train", "--from", "qa", "--contexts", "docs:1", "--top-k", "2", "--context-order", "given-first",
                "--encoder", "rag-default", "--model", "tiny", "--split", "0.5", "--seed", "3", "--json")
     assert res.exit_code == 0, res.output
     d = json.loads(res.stdout)
@@ -71,7 +71,7 @@ def test_create_records_lineage_and_prompts_are_the_serving_prompts(project, hom
         # The serving path: search the pinned commit, then encode_prompt. Byte-identical prompt tokens.
         hits = docs.search(r["question"], k=2, as_of=commit)["results"]
         ctx = [Context(h["chunk_id"], h["text"], h["score"], h["source"]) for h in hits]
-        if r["doc_id"] == "q-gen":  # the record's own context_ids come first
+        if r["doc_id"] == "q-gen":  # given-first: the record's own context_ids come first (retrieval order: test_records_detail.py)
             gen = docs.read(commit, where="doc_id = 'sub/gen.txt'").to_pylist()[0]
             ctx = [Context(gen["chunk_id"], gen["text"], 1.0, gen["source"])] + [c for c in ctx if c.chunk_id != gen["chunk_id"]][:1]
             assert r["context_ids"][0] == gen["chunk_id"]

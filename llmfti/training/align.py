@@ -108,7 +108,7 @@ def train_dpo(cfg, model, tokenizer, train: list[dict], evals: list[dict], *, ru
 
     if not train:
         raise ConfigError("no preference pairs to train on")
-    peft_config = None if hasattr(model, "peft_config") else lora_config(cfg.lora, model.config.num_hidden_layers)
+    peft_config = None if hasattr(model, "peft_config") else lora_config(cfg.lora, model)
     args = dpo_arguments(cfg, run_dir, device, progress=progress)
     probe = evals or train
     trainer = _trainer_class()(model=model, args=args, train_dataset=_dataset(train), eval_dataset=_dataset(probe),

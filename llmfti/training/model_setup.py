@@ -97,20 +97,30 @@ def add_lora(model, lora, *, seed: int):
         # peft (0.21) reads transformers' deprecated `is_gradient_checkpointing`; the call is peft's, the
         # warning reached our users on every fine-tune. Only that message is silenced.
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        return get_peft_model(model, lora_config(lora, model.config.num_hidden_layers))
+        return get_peft_model(model, lora_config(lora, model))
 
 
-def lora_config(lora, n_layers: int):
-    """peft's LoraConfig for `lora` (LoraSettings) on a model of `n_layers` decoder layers."""
+def lora_config(lora, model):
+    """peft's LoraConfig for `lora` (LoraSettings) on `model`."""
     from peft import LoraConfig
 
-    extra = {}
+    extra, targets = {}, lora.target_modules
     if lora.last_layers:
         # Only the top layers adapted: backward stops at the lowest adapted layer (nothing below needs
         # a gradient), so a step costs a forward plus the backward of those layers only.
+        n_layers = model.config.num_hidden_layers
         extra["layers_to_transform"] = list(range(max(0, n_layers - lora.last_layers), n_layers))
-    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=lora.target_modules,
-                      task_type="CAUSAL_LM", **extra)
+        if targets == "all-linear":  # peft takes a layer subset only with module names: the linear ones of a layer
+            targets = linear_module_names(model)
+    return LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets, task_type="CAUSAL_LM", **extra)
+
+
+def linear_module_names(model) -> list[str]:
+    """Names of the linear layers inside the decoder layers (what peft's all-linear adapts), e.g. q_proj."""
+    import torch
+
+    return sorted({name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+                   if isinstance(module, torch.nn.Linear) and ".layers." in f".{name}"})
 
 
 def _loss_module_class():
