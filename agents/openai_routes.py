@@ -5,8 +5,10 @@ clients still never send the prompt.
 
 The body is validated (`ChatCompletionRequest`): malformed `messages` (a string, numbers, content
 parts that are not text) are a 422 with the request id and an inference-log row, like any invalid
-request. Other OpenAI parameters (temperature, max_tokens...) are accepted and ignored: generation
-settings belong to the deployment.
+request. Generation settings belong to the deployment: `n` other than 1, and a `max_tokens` (or
+`max_completion_tokens`) below the deployment's `max_new_tokens`, cannot be honoured and are a 422 that
+says so (they were silently ignored); a larger budget is within what the deployment does. Other
+OpenAI parameters (temperature, top_p, ...) are accepted and ignored.
 """
 
 from __future__ import annotations
@@ -48,6 +50,22 @@ class ChatCompletionRequest(BaseModel):
     messages: list[ChatMessage] = Field(min_length=1)
     stream: bool = False
     stream_options: StreamOptions | None = None
+    n: int | None = Field(None, ge=1, description="Choices per request: this service answers with one (n=1).")
+    max_tokens: int | None = Field(None, ge=1, description="At least the deployment's max_new_tokens (it answers within its own budget).")
+    max_completion_tokens: int | None = Field(None, ge=1, description="As max_tokens.")
+
+
+def _unsupported(chat: ChatCompletionRequest, max_new_tokens: int) -> list[dict]:
+    """What this deployment cannot honour, as 422 detail items (empty: all fine)."""
+    problems = []
+    if chat.n not in (None, 1):
+        problems.append({"loc": ["n"], "msg": "this deployment answers with one choice per request: n must be 1", "type": "value_error"})
+    for field in ("max_tokens", "max_completion_tokens"):
+        asked = getattr(chat, field)
+        if asked is not None and asked < max_new_tokens:
+            problems.append({"loc": [field], "msg": f"this deployment answers in up to {max_new_tokens} tokens (its generation settings); "
+                             f"a smaller {field} ({asked}) cannot be honoured", "type": "value_error"})
+    return problems
 
 
 def _question(chat: ChatCompletionRequest) -> str:
@@ -87,6 +105,11 @@ def add_openai_routes(app, manager, log, metrics, failure) -> None:
             chat = ChatCompletionRequest.model_validate(body)
         except ValidationError as exc:
             err = pipeline.RequestInvalid.from_validation(exc)
+            pipeline.log_failure(runtime, body, err, log, metrics, request_id=request_id)
+            return failure(err, request_id)
+        problems = _unsupported(chat, runtime.config.generation.max_new_tokens)
+        if problems:
+            err = pipeline.RequestInvalid("; ".join(f"{p['loc'][0]}: {p['msg']}" for p in problems), problems)
             pipeline.log_failure(runtime, body, err, log, metrics, request_id=request_id)
             return failure(err, request_id)
         raw = {"question": _question(chat)}

@@ -280,3 +280,13 @@ def test_rejected_bodies_are_logged_as_objects_and_every_reader_takes_them(chat_
     assert {r["request_id"] for r in json.loads(listing.stdout)["rows"]} >= set(rows) & set(ids)
     with pytest.raises(ConfigError, match="rejected before it reached the pipeline"):
         replay(agent_home, ids[0])
+
+
+def test_openai_parameters_the_deployment_cannot_honour_are_a_422_that_says_so(chat_client):
+    """Issue 27, finding 13: max_tokens=4 got 8 tokens and n=3 got one choice, silently."""
+    ask = {"model": "chat", "messages": [{"role": "user", "content": "loops?"}]}
+    r = chat_client.post("/v1/chat/completions", json={**ask, "n": 3})
+    assert r.status_code == 422 and "n must be 1" in r.json()["error"]
+    r = chat_client.post("/v1/chat/completions", json={**ask, "max_tokens": 1})
+    assert r.status_code == 422 and "max_tokens (1) cannot be honoured" in r.json()["error"]
+    assert chat_client.post("/v1/chat/completions", json={**ask, "n": 1, "max_tokens": 100000}).status_code == 200
