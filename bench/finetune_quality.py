@@ -35,6 +35,8 @@ SUITES = {  # suite -> (feature group, corpus writer module, corpus folder)
 VARIANTS = {
     "structure": {"synth": ["--method", "structure"], "td": []},
     "detail": {"synth": ["--method", "detail"], "td": []},
+    "detail-nocite": {"synth": ["--method", "detail", "--no-cite"], "td": []},
+    "structure-nocite": {"synth": ["--method", "structure", "--no-cite"], "td": []},
 }
 
 

@@ -17,6 +17,7 @@ lineage (documents group, version, commit, method, parameters, seed, exclusions)
 from __future__ import annotations
 
 import random
+import re
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from llmfti.hashing import sha256_text
 from llmfti.pipelines.feature import IngestSummary, ingest_items
 from llmfti.sources.items import QuarantineItem, SourceDocument
 
+_TRAILING_CITATION = re.compile(r"\s*(\[\d+\]\s*)+$")
 CHUNK_COLUMNS = ["chunk_id", "doc_id", "chunk_index", "heading_path", "text", "event_time"]
 
 
@@ -42,14 +44,15 @@ class TeacherSettings:
 
 def synthesize(store, source: str, into: str, *, as_of=None, method: str = "detail", exclude_suites=(), suites_root=None,
                max_records: int | None = None, pairs_per_chunk: int = 2, seed: int = 0, teacher: TeacherSettings | None = None,
-               progress: bool = False, replace: bool = False) -> IngestSummary:
+               progress: bool = False, replace: bool = False, cite: bool = True) -> IngestSummary:
     """Write NAME `into` (a records feature group, created on first use with the documents group's
     embedder) from documents group `source` read at `as_of` (default: its latest commit, pinned).
 
     Into an existing records group, a run adds ONE commit holding this run's records next to the
     earlier runs' (a record with the same id, same chunk and question, is updated in place);
     `replace=True` makes the group hold exactly this run's records (earlier ones deleted in that
-    commit, still readable at older commits). A group of another kind is refused before any work."""
+    commit, still readable at older commits). A group of another kind is refused before any work.
+    `cite=False` writes answers without their trailing [n] citation."""
     from llmfti.config.features import FeatureConfig
     from llmfti.evaluation.leakage import LeakGuard
     from llmfti.evaluation.suites import load_suite
@@ -75,10 +78,12 @@ def synthesize(store, source: str, into: str, *, as_of=None, method: str = "deta
     chunks, excluded = _usable_chunks(docs, commit, guard)
     pairs, failed = (_teacher(chunks, pairs_per_chunk, teacher, seed, progress) if method == "teacher"
                      else _offline(method, chunks, pairs_per_chunk))
-    pairs = [p for p in pairs if not guard.same_question(p[1])]  # a pair that asks an eval question is dropped too
+    pairs = [p for p in pairs if not guard.same_question(p[1])]
+    if not cite:
+        pairs = [(c, q, _TRAILING_CITATION.sub("", a)) for c, q, a in pairs]  # a pair that asks an eval question is dropped too
     if max_records is not None and len(pairs) > max_records:
         pairs = sorted(random.Random(seed).sample(pairs, max_records), key=lambda p: (p[0]["doc_id"], p[0]["chunk_index"], p[1]))
-    params = {"pairs_per_chunk": pairs_per_chunk, "max_records": max_records, "replace": replace}
+    params = {"pairs_per_chunk": pairs_per_chunk, "max_records": max_records, "replace": replace, "cite": cite}
     if teacher is not None and method == "teacher":
         params.update(teacher_model=teacher.model, teacher_url=teacher.base_url, concurrency=teacher.concurrency)
     lineage = {

@@ -123,3 +123,12 @@ def test_retrieval_order_keeps_retrievals_rank_and_places_a_missed_context_by_se
     assert [c.chunk_id for c in again] == missed[3]  # deterministic
     first = contexts_for(rec, _Ranked(["a", "own", "b"]), given, 3, set(), order="given-first")
     assert [c.chunk_id for c in first] == ["own", "a", "b"]
+
+
+def test_no_cite_writes_answers_without_their_citation(docs, store):
+    from llmfti.pipelines.records import synthesize
+
+    summary = synthesize(store, "docs", "qa", method="detail", cite=False)
+    answers = [r["answer"] for r in store.feature_group("qa").read(columns=["answer"]).to_pylist()]
+    assert answers and not any(a.rstrip().endswith("]") for a in answers)
+    assert summary.lineage["parameters"]["cite"] is False

@@ -28,6 +28,7 @@ def synthesize(
     as_of: Optional[str] = typer.Option(None, "--as-of", help="Read the documents at this commit, tag or time (default: latest, pinned)."),
     method: str = typer.Option("detail", "--method", help="detail (questions about one sentence of a chunk), structure (headings, "
                                "definitions, API entries; both offline and deterministic) or teacher (an OpenAI-compatible model)."),
+    no_cite: bool = typer.Option(False, "--no-cite", help="Answers without their trailing [n] citation."),
     replace: bool = typer.Option(False, "--replace", help="The group then holds only this run's records (earlier runs' records are "
                                  "deleted in the new commit; older commits keep them). Default: add this run's records to the group."),
     exclude_suite: List[str] = typer.Option([], "--exclude-suite", help="Eval suite whose documents and passages are never used (repeatable)."),
@@ -47,7 +48,7 @@ def synthesize(
     teacher = TeacherSettings(teacher_url, teacher_model, teacher_key_env, concurrency) if method == "teacher" and teacher_url and teacher_model else None
     summary = run(FeatureStore(home_of(ctx)), source, into, as_of=as_of, method=method, exclude_suites=exclude_suite,
                   max_records=max_records, pairs_per_chunk=pairs_per_chunk, seed=seed, teacher=teacher, progress=not json_out,
-                  replace=replace)
+                  replace=replace, cite=not no_cite)
     emit(summary.to_dict(), json_out, _render)
 
 
