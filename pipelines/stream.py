@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -77,10 +78,40 @@ def stream_ingest(fg, consumer, *, config=None, embedder=None, batch_size: int =
                   on_batch: Callable[[object], None] | None = None, progress: bool = False) -> StreamRun:
     """Consume `consumer` in micro-batches into `fg` (see the module doc) until `stop_event` is set,
     `max_batches` batches were read, or (with `until_idle`) a poll returns nothing."""
+    stop_event = stop_event or threading.Event()
+    with source_claim(fg, consumer.name):
+        return _consume(fg, consumer, config, embedder, batch_size, poll_timeout_s, max_batches, until_idle, stop_event, on_batch, progress)
+
+
+@contextmanager
+def source_claim(fg, source_name: str):
+    """Hold the claim on (feature group, source) for a run: a second writer of the same source is
+    refused at once, instead of re-applying batches the first had moved past and failing its commit.
+    An advisory file lock under the home (released by the OS when a process dies); on one host. A
+    home on object storage shared by several hosts needs one stream writer per source by deployment."""
+    import fcntl
+
+    from llmfti.errors import ConfigError
+    from llmfti.hashing import sha256_text
+
+    path = fg.store.home.root / "locks" / f"stream-{fg.table_name}-{sha256_text(source_name)[:16]}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ConfigError(f"another process is already streaming {source_name} into {fg.key}; nothing was read",
+                              hint="stop it first, or stream another source") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _consume(fg, consumer, config, embedder, batch_size, poll_timeout_s, max_batches, until_idle, stop_event, on_batch, progress) -> StreamRun:
     from llmfti.pipelines.feature import _resolve_config, ingest_items
     from llmfti.sources.stream import message_items
 
-    stop_event = stop_event or threading.Event()
     config, embedder = _resolve_config(fg, config, embedder)  # one embedder: weights load once, at the first change
     positions = stored_positions(fg, consumer.name)
     legacy = getattr(consumer, "legacy_name", None)

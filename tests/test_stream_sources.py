@@ -101,3 +101,20 @@ def test_a_batch_that_commits_nothing_still_advances_the_offsets(store, tmp_path
         stream_ingest(fg, JsonlReplay(history), config=records_config, until_idle=True)
     assert stored_positions(fg, JsonlReplay(history).name) == {0: 6}
     assert len(store.quarantine(fg.key)) == 5
+
+
+def test_a_second_writer_of_the_same_source_is_refused_and_nothing_is_reapplied(store, tmp_path, records_config):
+    from llmfti.errors import ConfigError
+    from llmfti.pipelines.stream import source_claim
+
+    history = write(tmp_path / "h.jsonl", lines(qa(i) for i in range(4)))
+    fg = store.feature_group("qa", must_exist=False)
+    with source_claim(fg, JsonlReplay(history).name):  # another process streams this source now
+        with pytest.raises(ConfigError, match="already streaming"):
+            stream_ingest(fg, JsonlReplay(history), config=records_config, until_idle=True)
+    assert not store.feature_group("qa", must_exist=False).has_data()
+    other = write(tmp_path / "other.jsonl", lines(qa(i, "o") for i in range(2)))
+    with source_claim(fg, JsonlReplay(history).name):  # another source of the same group is not held up
+        stream_ingest(fg, JsonlReplay(other), config=records_config, until_idle=True)
+    run = stream_ingest(fg, JsonlReplay(history), config=records_config, until_idle=True)  # released: it runs
+    assert run.positions == {0: 4} and len(ids(fg)) == 6
