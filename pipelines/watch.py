@@ -64,6 +64,7 @@ class PendingChanges:
         whose modification time is within `settle_s` (still being written) stays pending; one that
         vanished since its event becomes a delete."""
         now = self.clock()
+        self._expand_folders()
         upserts, deletes = [], []
         for path, kind in sorted(self._state.items()):
             if kind == "upsert":
@@ -72,9 +73,6 @@ class PendingChanges:
                 except FileNotFoundError:
                     kind = "delete"
                 else:
-                    if path.is_dir():
-                        self._state.pop(path)  # a new folder: its files come as their own events (or the next scan)
-                        continue
                     if now - st.st_mtime < self.settle_s:
                         continue
                     upserts.append(path)
@@ -82,6 +80,19 @@ class PendingChanges:
                 deletes.append(path)
             self._state.pop(path)
         return upserts, deletes
+
+    def _expand_folders(self) -> None:
+        """A folder that appears (created, renamed or moved in, a symlinked folder added) raises one event
+        for itself and none for the files it brings: it stands for every file under it. A renamed folder's
+        old name arrives as a delete and removes what was stored under it; the new name loads them again."""
+        from llmfti.sources.discovery import files_under
+
+        for path, kind in list(self._state.items()):
+            if kind == "upsert" and path.is_dir():
+                self._state.pop(path)
+                for file in files_under(self.root, path):
+                    if not _is_temp(file):
+                        self._state.setdefault(Path(os.path.abspath(file)), "upsert")
 
 
 def _stored_under(fg, rels: list[str]) -> set[str]:

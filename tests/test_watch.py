@@ -152,3 +152,27 @@ def test_ctrl_c_finishes_the_batch_and_sigkill_loses_nothing_a_restart_does_not_
     proc.send_signal(signal.SIGINT)
     proc.communicate(timeout=60)
     assert stored() == ["b.md", "c.md"]
+
+
+def test_a_renamed_moved_in_or_linked_folder_is_ingested_whole(store, tmp_path, hash_config):
+    """Issue 27, finding 4: renaming a folder deleted its documents, and a folder moved in (or linked)
+    was never ingested until a restart: its files raise no events of their own."""
+    root, outside = tmp_path / "corpus", tmp_path / "elsewhere"
+    write(root / "old" / "a.md", "# A\n\nAlpha.\n")
+    write(outside / "moved" / "b.md", "# B\n\nBravo.\n")
+    write(outside / "linked" / "c.md", "# C\n\nCharlie.\n")
+    for p in [root / "old" / "a.md", outside / "moved" / "b.md", outside / "linked" / "c.md"]:
+        os.utime(p, (time.time() - 10, time.time() - 10))
+    fg = store.feature_group("docs", must_exist=False)
+
+    def events():
+        yield set()
+        (root / "old").rename(root / "new")  # one event per side of the rename, none for a.md
+        yield {("deleted", str(root / "old")), ("added", str(root / "new"))}
+        assert doc_ids(fg) == ["new/a.md"]
+        (outside / "moved").rename(root / "moved")
+        (root / "linked").symlink_to(outside / "linked", target_is_directory=True)
+        yield {("added", str(root / "moved")), ("added", str(root / "linked"))}
+
+    watch(fg, root, config=hash_config, changes=events(), settle_s=1.0)
+    assert doc_ids(fg) == ["linked/c.md", "moved/b.md", "new/a.md"]

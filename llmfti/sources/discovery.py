@@ -91,6 +91,15 @@ def _discover_path(path: Path) -> Iterator[tuple[Path, Path] | QuarantineItem]:
         yield _bad_entry(str(path), path.name, kind, detail)
 
 
+def files_under(root: Path, directory: Path) -> list[Path]:
+    """The readable files under `directory` (inside the walked `root`), as a walk of `root` would list
+    them: hidden entries skipped, symlinked directories followed once. A watcher uses it for a folder
+    that appears whole (renamed, moved in, or linked), whose files raise no events of their own."""
+    real_root = os.path.realpath(root)
+    ancestors = (real_root, os.path.realpath(directory))
+    return [entry[1] for entry in _walk(Path(root), Path(directory), ancestors, set()) if isinstance(entry, tuple)]
+
+
 def _bad_entry(source: str, rel: str, reason: str, detail: str) -> QuarantineItem:
     # Whatever was stored under this name is kept by --sync: the entry is still there, just unreadable.
     item = QuarantineItem(source, reason, detail, doc_id=rel)
