@@ -33,7 +33,7 @@ DATASET = "python-qa"
 FINETUNE = "configs/finetune/smollm2-demo.yaml"
 CHALLENGER = "build/deployments/python-docs-challenger.yaml"
 CHALLENGER_REPORT = "build/eval-report-challenger.html"
-MAX_RECORDS = 40  # one CPU epoch over these (36 train examples of ~850 tokens) takes ~3 minutes on 2 cores
+MAX_RECORDS = 48  # one CPU epoch over these (~43 train examples of ~850 tokens) takes ~3.5 minutes on 2 cores
 QUESTIONS = [
     "What does the with statement do?",
     "What happens when break leaves a try statement with a finally clause?",
@@ -64,7 +64,10 @@ def main() -> None:
     t = time.time()
     print("\n# 2. Training data from the feature store: records synthesized from the documents (none that the eval"
           "\n#    suite cites), then a point-in-time dataset encoded with the serving prompt encoder.", flush=True)
-    synth = llmfti_json("records", "synthesize", FG, "--into", RECORDS, "--exclude-suite", SUITE, "--max-records", str(MAX_RECORDS), "--seed", "0")
+    # detail questions (one sentence of a chunk answers each), answered without a trailing citation:
+    # the variant that made the fine-tune pay (bench/finetune_quality.md). --replace: the group holds this run's records.
+    synth = llmfti_json("records", "synthesize", FG, "--into", RECORDS, "--method", "detail", "--no-cite", "--replace",
+                        "--exclude-suite", SUITE, "--max-records", str(MAX_RECORDS), "--seed", "0")
     dataset = _dataset_for(synth)
     phase("records and training dataset", t)
 

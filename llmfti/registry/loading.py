@@ -31,5 +31,8 @@ def load_verified_model(mv, base: dict, base_folder, encoder, *, device: str = "
     if mv.adapter_sha256:
         from peft import PeftModel
 
-        model = PeftModel.from_pretrained(model, str(mv.adapter_dir), is_trainable=False)
+        from llmfti.models.peft_quiet import peft_quiet
+
+        with peft_quiet():
+            model = PeftModel.from_pretrained(model, str(mv.adapter_dir), is_trainable=False)
     return model.to(device).eval()

@@ -90,13 +90,10 @@ def add_lora(model, lora, *, seed: int):
     import torch
     from peft import get_peft_model
 
-    import warnings
+    from llmfti.models.peft_quiet import peft_quiet
 
     torch.manual_seed(seed)
-    with warnings.catch_warnings():
-        # peft (0.21) reads transformers' deprecated `is_gradient_checkpointing`; the call is peft's, the
-        # warning reached our users on every fine-tune. Only that message is silenced.
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+    with peft_quiet():
         return get_peft_model(model, lora_config(lora, model))
 
 

@@ -47,7 +47,10 @@ def align(cfg, *, home=None, resume: bool = True, merge: bool | None = None, reg
         if parent["adapter_dir"]:
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, parent["adapter_dir"], is_trainable=True)
+            from llmfti.models.peft_quiet import peft_quiet
+
+            with peft_quiet():
+                model = PeftModel.from_pretrained(model, parent["adapter_dir"], is_trainable=True)
         eos = guards.eos_ids_of(tokenizer, model)
         share = engine.eos_share(train, eos) if eos else None
         if share == 0 and cfg.guards.eos == "error":
