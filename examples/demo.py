@@ -153,6 +153,10 @@ def _before_after(challenger: dict, model: str, promoted: bool) -> None:
         interval = f"[{row['lower']:+.3f}, {row['upper']:+.3f}]" if row.get("lower") is not None else ""
         diff = f"{f - b:+8.3f}" if b is not None and f is not None else f"{'':>8}"
         print(f"  {metric:<44}{_num(b):>8}{_num(f):>8}{diff}  {interval}")
+    tb, cb = _champion_behaviour(comp), challenger.get("behaviour") or {}
+    for key, label in (("mean_words", "words per answer"), ("repetition_rate", "answers that repeat themselves")):
+        if key in cb:
+            print(f"  {label:<44}{_num(tb.get(key)):>8}{_num(cb.get(key)):>8}")
     verdict = "PASSED" if challenger.get("passed") else "FAILED (" + ", ".join(challenger.get("failing", [])) + ")"
     print(f"  challenger gate: {verdict}; compared with version {comp.get('champion', {}).get('deployment_version', '-')}: "
           f"{'not significantly worse' if comp.get('passed') else 'significantly worse on ' + ', '.join(comp.get('worse_on', [])) if comp else 'no comparison (it already serves)'}")
@@ -162,6 +166,21 @@ def _before_after(challenger: dict, model: str, promoted: bool) -> None:
     commit = active["checks"].get("resolved_commit") or active["commit"]
     print(f"\n# {DEPLOYMENT} serves version {active['version']}: model {active['model']}, {active['feature_group']} @ commit "
           f"{commit} - {why}.", flush=True)
+
+
+def _champion_behaviour(comp: dict) -> dict:
+    """The serving model's answer behaviour on the same suite: from the eval the comparison read."""
+    from llmfti.evaluation.behaviour import answer_behaviour
+
+    for ev in llmfti_json("models", "show", BASE_MODEL).get("evals", [])[::-1]:
+        if ev.get("suite") == SUITE and ev.get("tuple_key") == (comp.get("champion") or {}).get("tuple_key") and ev.get("artifact"):
+            import json
+            import os
+
+            path = Path(os.environ.get("LLMFTI_HOME", ".llmfti")) / ev["artifact"]
+            if path.is_file():
+                return answer_behaviour([c["answer"] for c in json.loads(path.read_text())["cases"]])
+    return {}
 
 
 def _num(x) -> str:

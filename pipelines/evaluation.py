@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
+from llmfti.evaluation.behaviour import answer_behaviour
 from llmfti.evaluation.gate import apply_gate
 from llmfti.evaluation.judge import RagasJudge, resolve_judge, run_judge
 from llmfti.evaluation.metrics import DeterministicScorer, failing_stage, stage_verdicts
@@ -98,6 +99,7 @@ def run_eval(home, suite: Suite, record, *, cache=None, generator_override=None,
         "duration_s": round(time.perf_counter() - started, 1), "at": datetime.now(timezone.utc).isoformat(),
         "cases": cases,
         "worst_cases": worst_cases(cases, suite.gate.worst_cases),
+        "behaviour": answer_behaviour([c["answer"] for c in cases]),
         "comparison": comparison,
     }
     # Which stage failed, so a regression is attributed to the right pipeline (retrieval first).

@@ -229,7 +229,9 @@ def test_html_report_shows_cases_worst_cases_and_versions(eval_home, suite, tmp_
     html = path.read_text()
     parsed = _Structure()
     parsed.feed(html)
-    assert {"verdict", "versions", "checks", "worst-cases", "cases"} <= parsed.ids
+    assert {"verdict", "versions", "checks", "worst-cases", "cases", "behaviour"} <= parsed.ids
+    b = result["behaviour"]
+    assert b["answers"] == len(suite.cases) and b["mean_words"] > 0 and 0 <= b["repetition_rate"] <= 1
     assert parsed.case_rows == [c.id for c in suite.cases]
     assert parsed.worst == result["worst_cases"] and len(parsed.worst) == 2
     text = " ".join(parsed.text)

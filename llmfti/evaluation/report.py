@@ -68,6 +68,7 @@ def render_report(result: dict) -> str:
                        f"<td>{_fmt(result['metrics'][m])}</td><td></td><td>–</td><td class='skipped'>not gated</td></tr>")
         out.append("</table>")
     out.append("</section>")
+    out += _behaviour(result.get("behaviour"))
     out += _comparison(result.get("comparison"))
     by_id = {c["id"]: c for c in result["cases"]}
     out.append("<section id='worst-cases'><h2>Worst cases</h2><ol>")
@@ -117,6 +118,17 @@ def _stages(result: dict) -> list[str]:
                    f"<td>{escape(', '.join(v['gated']) or '–')}</td><td class='{status}'>{label}</td><td>{escape(', '.join(v['failing']) or '–')}</td></tr>")
     out.append("</table></section>")
     return out
+
+
+def _behaviour(b: dict | None) -> list[str]:
+    """What the model does, read off its answers (llmfti.evaluation.behaviour): a fine-tune that learned to
+    loop, to answer in three words or to stop citing shows here before it shows in the metrics."""
+    if not b or not b.get("answers"):
+        return []
+    rows = [("mean_words", "words per answer"), ("repetition_rate", "answers that repeat themselves"),
+            ("cited_share", "answers citing a context as [n]"), ("refusal_share", "answers saying the contexts do not hold it")]
+    return ["<h2>Behaviour</h2><table id='behaviour'>"] + [
+        f"<tr data-key='{k}'><th>{label}</th><td>{_fmt(b.get(k))}</td></tr>" for k, label in rows] + ["</table>"]
 
 
 def _comparison(comp: dict | None) -> list[str]:
