@@ -33,7 +33,7 @@ from llmfti.agents.auth import AuthGuard, clean_keys, load_api_keys
 from llmfti.agents.body_limit import DEFAULT_BODY_TIMEOUT_S, BodyLimit
 from llmfti.agents.concurrency import DEFAULT_MAX_IN_FLIGHT, ConcurrencyLimit
 from llmfti.agents.context import RequestContext
-from llmfti.agents.errors import error_body, error_status  # noqa: F401 (error_status: part of this module's API)
+from llmfti.agents.errors import ERROR_RESPONSES, error_body, error_status  # noqa: F401 (error_status: part of this module's API)
 from llmfti.agents.openai_routes import add_openai_routes
 from llmfti.agents.manager import DeploymentUnavailable
 from llmfti.errors import ConfigError, NotFoundError
@@ -147,7 +147,7 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError):
         # A body that is not JSON, or a bad query parameter: our error shape, with the request id.
-        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "value_error")} for e in exc.errors()]
         err = pipeline.RequestInvalid("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors), errors)
         request_id = request.state.request_id
         _log_invalid(request.path_params.get("name"), None, err, request_id)
@@ -158,7 +158,7 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
         body = {"error": str(exc.detail), "type": "HTTPError", "request_id": request.state.request_id}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.post("/v1/deployments/{name}/invoke")
+    @app.post("/v1/deployments/{name}/invoke", responses=ERROR_RESPONSES)
     def invoke(name: str, request: Request, body: Any = Body(None), stream: bool = False):
         # `Any`: a body that is JSON but not an object is the deployment's 422 (with a log row), not FastAPI's.
         request_id = request.state.request_id
@@ -209,7 +209,8 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
         ready = bool(status["active"])
         return JSONResponse({"ready": ready, **status}, status_code=200 if ready else 503)
 
-    @app.get("/metrics")
+    @app.get("/metrics", response_class=Response, responses={200: {"description": "Prometheus text exposition format",
+                                                                   "content": {"text/plain": {"schema": {"type": "string"}}}}})
     async def prometheus():
         payload, content_type = metrics.render()
         return Response(payload, media_type=content_type)
@@ -235,9 +236,8 @@ def _per_deployment_openapi(app, manager) -> None:
                     "summary": f"Invoke deployment {name}", "operationId": f"invoke_{name}",
                     "parameters": [{"name": "stream", "in": "query", "schema": {"type": "boolean", "default": False}}],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}},
-                    "responses": {"200": {"description": "answer, citations, request_id, versions, timings_ms"}, "422": {"description": "invalid request"},
-                                  "502": {"description": "backend failure or tool budget exhausted"}, "503": {"description": "too many requests in flight"},
-                                  "504": {"description": "generation timeout"}},
+                    "responses": {"200": {"description": "answer, citations, request_id, versions, timings_ms"},
+                                  **{str(code): spec for code, spec in ERROR_RESPONSES.items() if code != 404}},
                 }
             }
         return schema

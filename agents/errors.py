@@ -92,3 +92,14 @@ async def send_error(send, scope, status: int, message: str, type_: str, headers
         head.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": head})
     await send({"type": "http.response.body", "body": payload})
+
+
+# The error body every route returns (error_body above) and its statuses, as OpenAPI documents them.
+ERROR_SCHEMA = {"type": "object", "required": ["error", "type"], "properties": {
+    "error": {"type": "string"}, "type": {"type": "string"}, "request_id": {"type": "string"},
+    "detail": {"type": "array", "items": {"type": "object", "required": ["loc", "msg", "type"], "properties": {
+        "loc": {"type": "array", "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]}}, "msg": {"type": "string"},
+        "type": {"type": "string"}}}}}}
+ERROR_RESPONSES = {code: {"description": text, "content": {"application/json": {"schema": ERROR_SCHEMA}}} for code, text in {
+    404: "no such deployment", 422: "invalid request", 502: "backend failure or tool budget exhausted",
+    503: "too many requests in flight, or the deployment is unavailable", 504: "generation timeout"}.items()}

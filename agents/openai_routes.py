@@ -91,12 +91,15 @@ def add_openai_routes(app, manager, log, metrics, failure) -> None:
         what a server serves before using it, as llmfti's openai backend does, find them here)."""
         return {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "llmfti", "parent": None} for name in manager.names()]}
 
-    @app.post("/v1/chat/completions")
+    from llmfti.agents.errors import ERROR_RESPONSES
+
+    @app.post("/v1/chat/completions", responses=ERROR_RESPONSES, openapi_extra={"requestBody": {"required": True, "content": {
+        "application/json": {"schema": ChatCompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
     def chat_completions(request: Request, body: Any = Body(None)):
         request_id = request.state.request_id
         name = body.get("model") if isinstance(body, dict) else None
         if not isinstance(name, str) or not name:
-            return failure(pipeline.RequestInvalid("model: the deployment name is required", [{"loc": ["model"], "msg": "Field required"}]), request_id)
+            return failure(pipeline.RequestInvalid("model: the deployment name is required", [{"loc": ["model"], "msg": "Field required", "type": "missing"}]), request_id)
         try:
             runtime = manager.get(name)
         except (NotFoundError, DeploymentUnavailable) as exc:

@@ -172,9 +172,11 @@ def request_model(config: DeploymentConfig):
         else:
             fields[name] = (Optional[typ], Field(spec.default, **kw))
     r = config.retrieval
-    fields["k"] = (Optional[int], Field(None, ge=0, le=r.max_k, description=f"Contexts to retrieve (default {r.k}, max {r.max_k})."))
+    # strict: {"k": false} was taken as k=0 (a bool is an int to Python); the schema says integer and so does the check.
+    fields["k"] = (Optional[int], Field(None, ge=0, le=r.max_k, strict=True, description=f"Contexts to retrieve (default {r.k}, max {r.max_k})."))
     if r.filters:
-        fields["filters"] = (Optional[dict[str, str]], Field(None, description=f"Equality filters on: {', '.join(r.filters)}."))
+        keys = Literal[tuple(r.filters)]  # type: ignore[misc]  # the schema names the filterable columns (propertyNames)
+        fields["filters"] = (Optional[dict[keys, str]], Field(None, description=f"Equality filters on: {', '.join(r.filters)}."))
     model = create_model(f"{_camel(config.name)}Request", __config__={"extra": "forbid"}, **fields)
     return model
 

@@ -40,7 +40,7 @@ class RequestInvalid(LlmftiError):
     @classmethod
     def from_validation(cls, exc: ValidationError) -> "RequestInvalid":
         """One readable line per pydantic error ('field.sub: message'); a non-object body is 'body'."""
-        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
         return cls("; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in errors), errors)
 
 
