@@ -38,13 +38,21 @@ def eval_(
         record = store.get(deployment, version)
     else:
         record = store.staged(deployment) if staged else store.active(deployment)
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
     err = console(stderr=True)
-
-    def progress(i, n, case_id):
-        err.print(f"  [{i}/{n}] {esc(case_id)}", highlight=False)
-
     err.print(f"eval {loaded.ref} ({len(loaded.cases)} cases) on {deployment}:{record['version']}")
-    result = run_eval(store.home, loaded, record, progress=progress, store=not no_record)
+    # One bar per evaluated tuple (a champion evaluated first for the comparison gets its own).
+    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[case]}"),
+                  TimeRemainingColumn(), console=err, transient=False) as bar:
+        tasks: dict = {}
+
+        def progress(i, n, case_id):
+            if i == 1 or not tasks:
+                tasks["now"] = bar.add_task(f"eval {loaded.name}", total=n, case="")
+            bar.update(tasks["now"], completed=i, case=esc(case_id))
+
+        result = run_eval(store.home, loaded, record, progress=progress, store=not no_record)
     if report:
         result["report"] = str(write_report(result, report))
     summary = {k: v for k, v in result.items() if k != "cases"}

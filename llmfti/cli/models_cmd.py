@@ -121,7 +121,44 @@ def show(ctx: typer.Context, ref: str = REF, json_out: bool = JSON):
         if base is None:
             raise
         data = {"base_model": _base_summary(base)}
-    emit(data, json_out, lambda d: console().print_json(data=d, default=str))
+    emit(data, json_out, _render_show)
+
+
+def _short(h) -> str:
+    return f"{h[:12]}…" if isinstance(h, str) and len(h) > 12 else str(h)
+
+
+def _render_show(d: dict) -> None:
+    """A model version (or base model) as a person reads it; everything else is in --json."""
+    out = console()
+    if "base_model" in d:
+        b = d["base_model"]
+        out.print(f"[bold]{esc(b['name'])}[/] (base model) from {esc(b.get('source'))}")
+        out.print(f"  weights sha256 {_short(b.get('weights_sha256') or b.get('source_sha256'))} at {esc(b.get('path'))}")
+        return
+    mv = d["model_version"]
+    out.print(f"[bold]{esc(mv['ref'])}[/] ({mv['status']}, created {str(mv['created_at'])[:19]})")
+    base = (mv.get("lineage") or {}).get("base_model") or {}
+    out.print(f"  base model    {esc(mv['base_model'])} (weights sha256 {_short(base.get('weights_sha256'))})")
+    if mv.get("adapter_sha256"):
+        out.print(f"  adapter       sha256 {_short(mv['adapter_sha256'])} at {esc(mv['path'])}")
+    out.print(f"  prompt        {esc(mv['prompt_template'])} v{mv['prompt_template_version']}, encoder {_short(mv['encoder_fingerprint'])}, "
+              f"budget {mv['max_prompt_tokens']}/{mv['max_answer_tokens']} tokens")
+    ds = ((mv.get("lineage") or {}).get("training_dataset") or {}).get("dataset") or {}
+    if mv.get("training_dataset"):
+        records, ctx = ds.get("records") or {}, ds.get("contexts") or {}
+        where = f"records {records.get('feature_group')} @ commit {records.get('commit')}" if records else ""
+        where += f", contexts {ctx.get('feature_group')} @ commit {ctx.get('commit')}" if ctx else ""
+        out.print(f"  trained on    {esc(mv['training_dataset'])}" + (f" ({esc(where)})" if where else ""))
+    m = mv.get("metrics") or {}
+    if "eval_loss" in m:
+        out.print(f"  training      eval loss {m.get('eval_loss_start', float('nan')):.3f} -> {m['eval_loss']:.3f}, {m.get('steps')} steps, "
+                  f"{m.get('tokens')} tokens at {m.get('tokens_per_s', 0):.0f} tok/s")
+    for ev in (mv.get("evals") or [])[-5:]:
+        verdict = "[green]pass[/]" if ev.get("passed") else f"[red]FAIL[/] ({esc(', '.join(ev.get('failing') or []))})"
+        metrics = ", ".join(f"{k} {v:.3f}" for k, v in sorted((ev.get("metrics") or {}).items()) if isinstance(v, (int, float)))
+        out.print(f"  eval          {esc(ev['suite'])}@{esc(ev.get('suite_version'))}: {verdict}; {esc(metrics)}")
+    out.print("  (llmfti models show REF --json: the full lineage)", style="dim")
 
 
 @app.command()
