@@ -36,7 +36,7 @@ from llmfti.errors import IncompatibleError
 from llmfti.hashing import sha256_text
 from llmfti.sources.loaders import QuarantineItem, SourceDocument, load_sources
 from llmfti.sources.timeparse import utcnow
-from llmfti.pipelines.feature_commit import _commit, _write_quarantine
+from llmfti.pipelines.feature_commit import commit_rows, write_quarantine
 from llmfti.pipelines.feature_state import known_documents, protected_doc_ids, state_after_run, vouched_by_scan
 from llmfti.pipelines.record_scoring import score_new_records
 from llmfti.store.feature_store import RUNS
@@ -66,7 +66,7 @@ class IngestSummary:
         return asdict(self)
 
 
-def _resolve_config(fg, config: FeatureConfig | None, embedder) -> tuple[FeatureConfig, object]:
+def resolve_config(fg, config: FeatureConfig | None, embedder) -> tuple[FeatureConfig, object]:
     """The stored config pins an existing version; a given config must produce the same fingerprints."""
     from llmfti.models.embedders import load_embedder
 
@@ -192,7 +192,7 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
     run_id = uuid.uuid4().hex[:16]
     ingested_at = utcnow()
     summary = IngestSummary(feature_group=fg.key, run_id=run_id, lineage=lineage)
-    config, embedder = _resolve_config(fg, config, embedder)
+    config, embedder = resolve_config(fg, config, embedder)
     chunker = get_chunker(config.chunker.name)(config.chunker, embedder.token_offsets, embedder.tokenizer_fingerprint)
     if fg.info is not None:
         _check_compatible(fg, config, embedder, chunker)
@@ -257,7 +257,7 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
         _register(fg, config, embedder, chunker)
         # First writer wins (merge-insert); a run that lost the race must match the winner's settings.
         _check_compatible(fg, config, embedder, chunker)
-    _write_quarantine(fg, run_id, quarantined)
+    write_quarantine(fg, run_id, quarantined)
 
     replaced = [d[0].doc_id for d in changed if d[0].doc_id in existing] + deleted
     summary.chunks_deleted = sum(chunks_per_doc.get(d, 0) for d in replaced)
@@ -283,7 +283,7 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
                 row["vector"] = vec
         if config.kind == "records" and rows:
             summary.scoring = score_new_records(fg, config, rows, replaced, lineage)  # the scoring hook: same commit
-        summary.committed = _commit(fg, rows, replaced, config.kind, embedder.dimension, commit_properties)
+        summary.committed = commit_rows(fg, rows, replaced, config.kind, embedder.dimension, commit_properties)
         written = len(rows)
     # A batch that changes nothing (every message bad, or re-delivered unchanged) still moved past its
     # messages: its properties (a stream's offsets) go into an offsets-only run record instead.
@@ -318,10 +318,10 @@ def ingest_items(fg, items_for: Callable[[FeatureConfig], Iterable[SourceDocumen
             source_keys.save(merged, state)
     summary.duration_s = round(time.perf_counter() - started, 3)
     if summary.committed or commit_properties:
-        _record_run(fg, summary, ingested_at)
+        record_run(fg, summary, ingested_at)
     return summary
 
 
-def _record_run(fg, summary: IngestSummary, started_at: datetime) -> None:
+def record_run(fg, summary: IngestSummary, started_at: datetime) -> None:
     row = {"run_id": summary.run_id, "feature_group": fg.key, "commit": summary.commit, "started_at": started_at, "finished_at": utcnow(), "summary": json.dumps(summary.to_dict(), default=str)}
     fg.store.system_table(RUNS).add(row)

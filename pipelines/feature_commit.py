@@ -16,13 +16,13 @@ from llmfti.store.schema import SCORE_PREFIX, feature_group_schema
 from llmfti.tables import sql_quote
 
 
-def _write_quarantine(fg, run_id: str, items: list[QuarantineItem]) -> None:
+def write_quarantine(fg, run_id: str, items: list[QuarantineItem]) -> None:
     now = utcnow()
     rows = [{"run_id": run_id, "feature_group": fg.key, "source": q.source, "reason": q.reason, "detail": q.detail, "raw": q.raw, "quarantined_at": now} for q in items]
     fg.store.system_table(QUARANTINE).add(*rows)
 
 
-def _commit(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: int, properties: dict[str, str] | None = None) -> bool:
+def commit_rows(fg, rows: list[dict], replace_doc_ids: list[str], kind: str, dim: int, properties: dict[str, str] | None = None) -> bool:
     """Apply all changes as one table version (with `properties` stored in that same commit). Returns
     whether a commit was made."""
     import pyarrow as pa

@@ -194,7 +194,7 @@ def score(store, records: str, scorers: list, *, contexts: str | None = None) ->
     score their new records with the same scorers. `contexts`: the documents feature group the
     records' context_ids name (default: the records' synthesis lineage)."""
     from llmfti.errors import ConfigError
-    from llmfti.pipelines.feature import IngestSummary, _record_run
+    from llmfti.pipelines.feature import IngestSummary, record_run
     from llmfti.pipelines.record_scoring import scoring_env, scoring_inputs
     from llmfti.sources.timeparse import utcnow
     from llmfti.transforms import scoring
@@ -228,7 +228,7 @@ def score(store, records: str, scorers: list, *, contexts: str | None = None) ->
     summary.commit = summary.data_commit = fg.table().version if summary.committed else commit
     summary.duration_s = round(time.perf_counter() - t0, 3)
     if summary.committed:
-        _record_run(fg, summary, started)
+        record_run(fg, summary, started)
     return summary.to_dict()
 
 

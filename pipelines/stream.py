@@ -109,10 +109,10 @@ def source_claim(fg, source_name: str):
 
 
 def _consume(fg, consumer, config, embedder, batch_size, poll_timeout_s, max_batches, until_idle, stop_event, on_batch, progress) -> StreamRun:
-    from llmfti.pipelines.feature import _resolve_config, ingest_items
+    from llmfti.pipelines.feature import resolve_config, ingest_items
     from llmfti.sources.stream import message_items
 
-    config, embedder = _resolve_config(fg, config, embedder)  # one embedder: weights load once, at the first change
+    config, embedder = resolve_config(fg, config, embedder)  # one embedder: weights load once, at the first change
     positions = stored_positions(fg, consumer.name)
     legacy = getattr(consumer, "legacy_name", None)
     if not positions and legacy and stored_positions(fg, legacy):

@@ -113,7 +113,7 @@ def ingest_changes(fg, root: str | Path, upserts: list[Path], deletes: list[Path
 
     # The loader's per-file step, so doc ids stay relative to the watched root (a file given alone
     # would be named relative to its own folder).
-    from llmfti.sources.loaders import _load_one
+    from llmfti.sources.loaders import load_file
 
     root = Path(os.path.abspath(root))
     loaded_rels = [p.relative_to(root).as_posix() for p in upserts]
@@ -125,7 +125,7 @@ def ingest_changes(fg, root: str | Path, upserts: list[Path], deletes: list[Path
 
     def items(cfg):
         for path in upserts:
-            yield from _load_one(root, path, cfg.max_file_bytes, cfg.kind)
+            yield from load_file(root, path, cfg.max_file_bytes, cfg.kind)
 
     return ingest_items(fg, items, config=config, embedder=embedder, progress=progress, deletes=sorted(doomed))
 
@@ -137,14 +137,14 @@ def watch(fg, root: str | Path, *, config=None, embedder=None, on_batch: Callabl
     doc). `changes` replaces the watchfiles event stream (tests). Returns the number of commits."""
     import watchfiles
 
-    from llmfti.pipelines.feature import _resolve_config, ingest
+    from llmfti.pipelines.feature import resolve_config, ingest
 
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"--watch needs a folder, not {str(root)!r}")
     stop_event = stop_event or threading.Event()
     # One embedder for every batch: its weights load at the first change that needs embedding, once.
-    config, embedder = _resolve_config(fg, config, embedder)
+    config, embedder = resolve_config(fg, config, embedder)
     commits = 0
 
     def done(summary) -> None:

@@ -30,11 +30,11 @@ SCRIPT = textwrap.dedent(
             time.sleep(float(sys.argv[3]))
             return super()._encode(texts)
 
-    real_commit = ingest_mod._commit
+    real_commit = ingest_mod.commit_rows
     def announced_commit(*args, **kw):
         print("COMMITTING", flush=True)
         return real_commit(*args, **kw)
-    ingest_mod._commit = announced_commit
+    ingest_mod.commit_rows = announced_commit
 
     fg = FeatureStore(sys.argv[1]).feature_group("docs", must_exist=False)
     cfg = FeatureConfig(embedder={"model": "hash-64", "batch_size": 4}, chunker={"chunk_tokens": 24, "overlap": 4})

@@ -121,7 +121,7 @@ def test_a_run_that_loses_the_race_to_create_the_table_waits_for_the_winners_fir
     with "has no data yet" (1 in ~20 concurrent runs); it now waits for the commit and merges into it."""
     import threading
 
-    from llmfti.pipelines.feature_commit import _commit
+    from llmfti.pipelines.feature_commit import commit_rows
 
     store, source, rows = _chunk_rows_of_four_documents(tmp_path)
     winner_rows, loser_rows = rows[:2], rows[2:]
@@ -137,7 +137,7 @@ def test_a_run_that_loses_the_race_to_create_the_table_waits_for_the_winners_fir
         raise error(f"Table '{name}' already exists")
 
     monkeypatch.setattr(db, "create_table", lose_the_race)
-    assert _commit(fg, loser_rows, [], "documents", 16)
+    assert commit_rows(fg, loser_rows, [], "documents", 16)
     creator.join()
     assert sorted(r["chunk_id"] for r in fg.read().to_pylist()) == sorted(r["chunk_id"] for r in rows)
 
@@ -147,13 +147,13 @@ def test_a_run_that_sees_the_winners_folder_before_its_commit_waits_for_it(tmp_p
     first commit has not landed, so opening it fails for a moment."""
     import threading
 
-    from llmfti.pipelines.feature_commit import _commit
+    from llmfti.pipelines.feature_commit import commit_rows
 
     store, source, rows = _chunk_rows_of_four_documents(tmp_path)
     fg = store.feature_group("docs", must_exist=False)
     monkeypatch.setattr(fg, "has_data", lambda: True)
     creator = threading.Timer(0.3, lambda: fg.store.db.create_table(fg.table_name, data=rows[:2], schema=source.table().schema))
     creator.start()
-    assert _commit(fg, rows[2:], [], "documents", 16)
+    assert commit_rows(fg, rows[2:], [], "documents", 16)
     creator.join()
     assert len(fg.read().to_pylist()) == len(rows)

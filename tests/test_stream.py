@@ -106,7 +106,7 @@ def test_a_crash_before_the_commit_re_reads_the_batch_and_updates_and_deletes_ap
     topic = f"qa-{uuid.uuid4().hex[:8]}"
     produce(topic, [qa(i) for i in range(4)])
     fg = store.feature_group("qa", must_exist=False)
-    real_commit = feature._commit
+    real_commit = feature.commit_rows
     calls = []
 
     def crash_second(*args, **kwargs):
@@ -115,10 +115,10 @@ def test_a_crash_before_the_commit_re_reads_the_batch_and_updates_and_deletes_ap
             raise KeyboardInterrupt  # killed between embedding and the commit
         return real_commit(*args, **kwargs)
 
-    monkeypatch.setattr(feature, "_commit", crash_second)
+    monkeypatch.setattr(feature, "commit_rows", crash_second)
     with mock_consumer(), pytest.raises(KeyboardInterrupt):
         stream_ingest(fg, kafka(topic), config=records_config, batch_size=1, poll_timeout_s=0)
-    monkeypatch.setattr(feature, "_commit", real_commit)
+    monkeypatch.setattr(feature, "commit_rows", real_commit)
     produce(topic, [qa(1, "Answer 1, corrected."), ("k2", None)])  # an update and a tombstone
     with mock_consumer():
         stream_ingest(fg, kafka(topic), config=records_config, batch_size=3, poll_timeout_s=0, until_idle=True)

@@ -36,7 +36,7 @@ EVENT_TIME_KEYS = ("event_time", "date", "published", "updated", "created")
 MAX_METADATA_BYTES = 64 * 1024
 
 
-class _Bad(Exception):
+class BadRecord(Exception):
     def __init__(self, reason: str, detail: str):
         super().__init__(detail)
         self.reason, self.detail = reason, detail
@@ -52,12 +52,12 @@ def _read_regular(path: Path, max_bytes: int) -> tuple[bytes, float]:
     with open(fd, "rb") as f:
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
-            raise _Bad("not-a-regular-file", file_type(st.st_mode))
+            raise BadRecord("not-a-regular-file", file_type(st.st_mode))
         if st.st_size > max_bytes:
-            raise _Bad("over-size", f"{st.st_size} bytes > max_file_bytes {max_bytes}")
+            raise BadRecord("over-size", f"{st.st_size} bytes > max_file_bytes {max_bytes}")
         data = f.read(max_bytes + 1)
     if len(data) > max_bytes:  # it grew while we read it
-        raise _Bad("over-size", f"more than max_file_bytes {max_bytes}")
+        raise BadRecord("over-size", f"more than max_file_bytes {max_bytes}")
     return data, st.st_mtime
 
 
@@ -70,11 +70,11 @@ def _event_time(meta: dict, fallback: datetime) -> tuple[datetime, bool]:
 
 def _decode(data: bytes) -> str:
     if b"\x00" in data[:8192]:
-        raise _Bad("binary", "contains NUL bytes")
+        raise BadRecord("binary", "contains NUL bytes")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise _Bad("undecodable", f"not valid UTF-8 at byte {exc.start}") from None
+        raise BadRecord("undecodable", f"not valid UTF-8 at byte {exc.start}") from None
 
 
 def _flat_metadata(meta: dict, reason: str) -> dict:
@@ -83,7 +83,7 @@ def _flat_metadata(meta: dict, reason: str) -> dict:
     flat = {str(k): (v if isinstance(v, (str, int, float, bool)) or v is None else str(v)) for k, v in meta.items()}
     size = len(json.dumps(flat, sort_keys=True, default=str).encode())
     if size > MAX_METADATA_BYTES:
-        raise _Bad(reason, f"metadata is {size} bytes serialized > {MAX_METADATA_BYTES}")
+        raise BadRecord(reason, f"metadata is {size} bytes serialized > {MAX_METADATA_BYTES}")
     return flat
 
 
@@ -104,34 +104,34 @@ def _parse(data: bytes, suffix: str) -> tuple[str, dict]:
 def _load_file(root: Path, path: Path, max_bytes: int) -> SourceDocument:
     data, mtime = _read_regular(path, max_bytes)
     if not data.strip():
-        raise _Bad("empty", "file is empty")
+        raise BadRecord("empty", "file is empty")
     try:
         text, meta = _parse(data, path.suffix.lower())
         event_time, explicit = _event_time(meta, datetime.fromtimestamp(mtime, tz=timezone.utc))
     except UnparseableError as exc:
-        raise _Bad("unparseable", str(exc)) from None
+        raise BadRecord("unparseable", str(exc)) from None
     except TimeOutOfRange as exc:
-        raise _Bad("unparseable", f"date in metadata out of range: {exc}") from None
+        raise BadRecord("unparseable", f"date in metadata out of range: {exc}") from None
     except (ValueError, TypeError) as exc:
-        raise _Bad("unparseable", f"bad date in metadata: {exc}") from None
+        raise BadRecord("unparseable", f"bad date in metadata: {exc}") from None
     doc_id = path.relative_to(root).as_posix()
     return SourceDocument(doc_id, doc_id, text, event_time, _flat_metadata(meta, "over-size"), explicit, path=str(path))
 
 
 def _check_record(obj, required: dict[str, tuple]) -> None:
     if not isinstance(obj, dict):
-        raise _Bad("bad-record", "a record must be a JSON object")
+        raise BadRecord("bad-record", "a record must be a JSON object")
     for name, alternatives in required.items():
         present = [a for a in alternatives if a in obj]
         if not present:
-            raise _Bad("bad-record", f"missing field {name!r}" + (f" (or {', '.join(alternatives[1:])})" if len(alternatives) > 1 else ""))
+            raise BadRecord("bad-record", f"missing field {name!r}" + (f" (or {', '.join(alternatives[1:])})" if len(alternatives) > 1 else ""))
         value = obj[present[0]]
         if not isinstance(value, str) or not value.strip():
-            raise _Bad("bad-record", f"field {present[0]!r} must be a non-empty string")
+            raise BadRecord("bad-record", f"field {present[0]!r} must be a non-empty string")
     if "metadata" in obj and not isinstance(obj["metadata"], dict):
-        raise _Bad("bad-record", "field 'metadata' must be an object")
+        raise BadRecord("bad-record", "field 'metadata' must be an object")
     if "id" in obj and not isinstance(obj["id"], (str, int)):
-        raise _Bad("bad-record", "field 'id' must be a string or an integer")
+        raise BadRecord("bad-record", "field 'id' must be a string or an integer")
 
 
 DOCUMENT_FIELDS = {"text": ("text",)}
@@ -141,23 +141,23 @@ PREFERENCE_FIELDS = {"prompt": ("prompt", "question"), "chosen": ("chosen",), "r
 REQUIRED_FIELDS = {"documents": DOCUMENT_FIELDS, "records": RECORD_FIELDS, "preferences": PREFERENCE_FIELDS}
 
 
-def _parse_record(line: str, required: dict[str, tuple]) -> dict:
+def parse_record(line: str, required: dict[str, tuple]) -> dict:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise _Bad("bad-record", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
+        raise BadRecord("bad-record", f"invalid JSON: {exc.msg} at column {exc.colno}") from None
     except RecursionError:  # `[[[[...` nested past the interpreter's limit
-        raise _Bad("bad-record", "invalid JSON: nested too deeply") from None
+        raise BadRecord("bad-record", "invalid JSON: nested too deeply") from None
     _check_record(obj, required)
     return obj
 
 
-def _record(obj: dict, rel: str, lineno: int, where: str, mtime: datetime, kind: str) -> SourceDocument:
+def record_document(obj: dict, rel: str, lineno: int, where: str, mtime: datetime, kind: str) -> SourceDocument:
     meta = _flat_metadata(obj.get("metadata") or {}, "bad-record")
     try:
         event_time, explicit = _event_time({"event_time": obj.get("event_time")}, mtime)
     except (ValueError, TypeError, OverflowError) as exc:
-        raise _Bad("bad-record", f"bad event_time {obj.get('event_time')!r}: {exc}") from None
+        raise BadRecord("bad-record", f"bad event_time {obj.get('event_time')!r}: {exc}") from None
     if kind == "records":
         question = obj.get("question", obj.get("instruction"))
         fields = {"question": question, "answer": obj["answer"], "context_ids": obj.get("context_ids") or []}
@@ -166,13 +166,13 @@ def _record(obj: dict, rel: str, lineno: int, where: str, mtime: datetime, kind:
         question = obj.get("prompt", obj.get("question"))
         fields = {"question": question, "chosen": obj["chosen"], "rejected": obj["rejected"], "context_ids": obj.get("context_ids") or []}
         if fields["chosen"].strip() == fields["rejected"].strip():
-            raise _Bad("bad-record", "'chosen' and 'rejected' are the same answer: the pair prefers nothing")
+            raise BadRecord("bad-record", "'chosen' and 'rejected' are the same answer: the pair prefers nothing")
         # The prompt is what retrieval and near-duplicate checks look at; both answers make the content hash.
         text = question + "\n\n" + obj["chosen"] + "\n\n" + obj["rejected"]
     else:
         fields, text = {}, obj["text"]
     if fields and (not isinstance(fields["context_ids"], list) or not all(isinstance(c, str) for c in fields["context_ids"])):
-        raise _Bad("bad-record", "field 'context_ids' must be a list of strings")
+        raise BadRecord("bad-record", "field 'context_ids' must be a list of strings")
     doc_id = str(obj["id"]) if "id" in obj else f"{rel}#{sha256_text(text)[:12]}"
     return SourceDocument(doc_id, f"{rel}:{lineno}", text, event_time, meta, explicit, fields, path=where, file=rel)
 
@@ -182,7 +182,7 @@ def _load_jsonl(root: Path, path: Path, max_bytes: int, kind: str) -> Iterator[S
     try:
         data, mtime = _read_regular(path, max_bytes)
         content = _decode(data)
-    except _Bad as bad:
+    except BadRecord as bad:
         yield QuarantineItem(str(path), bad.reason, bad.detail, file=rel)
         return
     except OSError as exc:  # unreadable, or gone since discovery
@@ -197,14 +197,14 @@ def _load_jsonl(root: Path, path: Path, max_bytes: int, kind: str) -> Iterator[S
         seen_any = True
         where = f"{path}:{lineno}"
         try:
-            yield _record(_parse_record(line, required), rel, lineno, where, mtime_dt, kind)
-        except _Bad as bad:
+            yield record_document(parse_record(line, required), rel, lineno, where, mtime_dt, kind)
+        except BadRecord as bad:
             yield QuarantineItem(where, bad.reason, bad.detail, raw=line[:2000], file=rel)
     if not seen_any:
         yield QuarantineItem(str(path), "empty", "no records", file=rel)
 
 
-def _load_one(root: Path, path: Path, max_file_bytes: int, kind: str) -> Iterator[SourceDocument | QuarantineItem]:
+def load_file(root: Path, path: Path, max_file_bytes: int, kind: str) -> Iterator[SourceDocument | QuarantineItem]:
     """The documents or quarantine items of one discovered file."""
     suffix = path.suffix.lower()
     rel = path.relative_to(root).as_posix()
@@ -217,7 +217,7 @@ def _load_one(root: Path, path: Path, max_file_bytes: int, kind: str) -> Iterato
     else:
         try:
             yield _load_file(root, path, max_file_bytes)
-        except _Bad as bad:
+        except BadRecord as bad:
             yield QuarantineItem(str(path), bad.reason, bad.detail, doc_id=rel)
         except OSError as exc:
             yield QuarantineItem(str(path), "unreadable", exc.strerror or str(exc), doc_id=rel)
@@ -230,7 +230,7 @@ def load_sources(paths: list[str], *, max_file_bytes: int, kind: str = "document
         if isinstance(found, QuarantineItem):
             yield found
             continue
-        for item in _load_one(*found, max_file_bytes, kind):
+        for item in load_file(*found, max_file_bytes, kind):
             if isinstance(item, SourceDocument):
                 if item.doc_id in seen:
                     item = QuarantineItem(item.path, "duplicate-id", f"doc id {item.doc_id!r} already read from {seen[item.doc_id]}", file=item.file)

@@ -187,7 +187,7 @@ def message_items(messages: list[StreamMessage], kind: str = "records") -> tuple
     """(documents and quarantine items, doc ids to delete) for a batch. Within a batch the last
     message of an id wins, so an update followed by a tombstone deletes, and vice versa."""
     # The JSONL loader's parsing, so a message and a JSONL line of the same kind mean the same record.
-    from llmfti.sources.loaders import DOCUMENT_FIELDS, REQUIRED_FIELDS, _Bad, _parse_record, _record
+    from llmfti.sources.loaders import DOCUMENT_FIELDS, REQUIRED_FIELDS, BadRecord, parse_record, record_document
 
     required = REQUIRED_FIELDS.get(kind, DOCUMENT_FIELDS)
     latest: dict[str, SourceDocument | None] = {}  # id -> document, None for a delete
@@ -210,12 +210,12 @@ def message_items(messages: list[StreamMessage], kind: str = "records") -> tuple
             bad.append(QuarantineItem(where, "undecodable", str(exc)))
             continue
         try:
-            obj = _parse_record(line, required)
+            obj = parse_record(line, required)
             if "id" not in obj and key is not None:
                 obj["id"] = key
             when = datetime.fromtimestamp(m.timestamp_ms / 1000, tz=timezone.utc) if m.timestamp_ms else datetime.now(timezone.utc)
-            doc = _record(obj, f"{m.topic}/{m.partition}", m.offset, where, when, kind)
-        except _Bad as exc:
+            doc = record_document(obj, f"{m.topic}/{m.partition}", m.offset, where, when, kind)
+        except BadRecord as exc:
             bad.append(QuarantineItem(where, exc.reason, exc.detail, raw=line[:2000], doc_id=key))
             continue
         latest.pop(doc.doc_id, None)  # re-insert: the order of the last message of each id
