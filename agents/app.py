@@ -158,7 +158,9 @@ def create_app(home=None, *, api_keys: set[str] | None = None, max_body_bytes: i
         body = {"error": str(exc.detail), "type": "HTTPError", "request_id": request.state.request_id}
         return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
-    @app.post("/v1/deployments/{name}/invoke", responses=ERROR_RESPONSES)
+    # Not in the OpenAPI document as a template: each deployment's concrete path is, with its own request
+    # schema (_per_deployment_openapi); a name no deployment has is a 404 like any unknown path.
+    @app.post("/v1/deployments/{name}/invoke", include_in_schema=False)
     def invoke(name: str, request: Request, body: Any = Body(None), stream: bool = False):
         # `Any`: a body that is JSON but not an object is the deployment's 422 (with a log row), not FastAPI's.
         request_id = request.state.request_id
@@ -224,8 +226,13 @@ def _per_deployment_openapi(app, manager) -> None:
     """OpenAPI shows each deployment's own request schema as a concrete path."""
     from fastapi.openapi.utils import get_openapi
 
+    from llmfti.agents.openai_routes import chat_request_schema
+
     def openapi():
         schema = get_openapi(title=app.title, version=app.version, description=app.description, routes=app.routes)
+        chat_body, chat_components = chat_request_schema()
+        schema.setdefault("components", {}).setdefault("schemas", {}).update(chat_components)
+        schema["paths"]["/v1/chat/completions"]["post"]["requestBody"] = chat_body
         for name in manager.names():
             model = manager.get(name).request_model
             body = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -237,7 +244,7 @@ def _per_deployment_openapi(app, manager) -> None:
                     "parameters": [{"name": "stream", "in": "query", "schema": {"type": "boolean", "default": False}}],
                     "requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}},
                     "responses": {"200": {"description": "answer, citations, request_id, versions, timings_ms"},
-                                  **{str(code): spec for code, spec in ERROR_RESPONSES.items() if code != 404}},
+                                  **{str(code): spec for code, spec in ERROR_RESPONSES.items()}},
                 }
             }
         return schema

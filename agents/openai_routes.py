@@ -68,6 +68,15 @@ def _unsupported(chat: ChatCompletionRequest, max_new_tokens: int) -> list[dict]
     return problems
 
 
+def chat_request_schema() -> tuple[dict, dict]:
+    """(requestBody, component schemas) documenting ChatCompletionRequest, `model` and `messages` required."""
+    body = ChatCompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+    components = body.pop("$defs", {})
+    components[ChatCompletionRequest.__name__] = body
+    request = {"required": True, "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{ChatCompletionRequest.__name__}"}}}}
+    return request, components
+
+
 def _question(chat: ChatCompletionRequest) -> str:
     for message in reversed(chat.messages):
         if message.role == "user":
@@ -93,8 +102,8 @@ def add_openai_routes(app, manager, log, metrics, failure) -> None:
 
     from llmfti.agents.errors import ERROR_RESPONSES
 
-    @app.post("/v1/chat/completions", responses=ERROR_RESPONSES, openapi_extra={"requestBody": {"required": True, "content": {
-        "application/json": {"schema": ChatCompletionRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}})
+    # The request body is documented by the app's openapi() (chat_request_schema): FastAPI sees `Any`.
+    @app.post("/v1/chat/completions", responses=ERROR_RESPONSES)
     def chat_completions(request: Request, body: Any = Body(None)):
         request_id = request.state.request_id
         name = body.get("model") if isinstance(body, dict) else None

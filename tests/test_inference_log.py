@@ -48,3 +48,14 @@ def test_segments_of_a_dead_process_are_flushed(tmp_path):
     assert sorted(r["request_id"] for r in log.query(limit=None)) == ["r0", "r1", "r2", "r9"]
     log.close()
     assert not [p for p in buffers.iterdir() if str(dead_pid) in p.name]
+
+
+def test_close_twice_is_harmless(tmp_path):
+    """An app whose lifespan ends twice (a test client and an ASGI fuzzer both shut it down) closed its
+    log twice, and the second close wrote to a closed segment."""
+    from llmfti.store import FeatureStore
+    from llmfti.store.inference_log import InferenceLog
+
+    log = InferenceLog(FeatureStore(tmp_path / "home"))
+    log.close()
+    log.close()

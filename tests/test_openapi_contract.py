@@ -24,10 +24,13 @@ def client(agent_home, tmp_path_factory):
 def test_the_schema_documents_required_fields_filter_keys_errors_and_metrics(client):
     doc = client.get("/openapi.json").json()
     chat = doc["paths"]["/v1/chat/completions"]["post"]
-    body = chat["requestBody"]["content"]["application/json"]["schema"]
+    assert chat["requestBody"]["required"] is True
+    ref = chat["requestBody"]["content"]["application/json"]["schema"]["$ref"].rsplit("/", 1)[-1]
+    body = doc["components"]["schemas"][ref]
     assert {"model", "messages"} <= set(body["required"])
     assert {"404", "422"} <= set(chat["responses"])
-    assert "404" in doc["paths"]["/v1/deployments/{name}/invoke"]["post"]["responses"]
+    assert "404" in doc["paths"]["/v1/deployments/contract/invoke"]["post"]["responses"]
+    assert "/v1/deployments/{name}/invoke" not in doc["paths"]  # each deployment's own path documents its request
     assert "text/plain" in doc["paths"]["/metrics"]["get"]["responses"]["200"]["content"]
     request = doc["components"]["schemas"]["ContractRequest"]["properties"]
     filters = next(s for s in request["filters"]["anyOf"] if s.get("type") == "object")

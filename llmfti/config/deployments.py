@@ -7,9 +7,9 @@ a new deployment version. Clients never send prompts: they send the request sche
 from __future__ import annotations
 
 import re
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from llmfti.config.base import StrictModel
 from llmfti.config.generation import GenerationSettings
@@ -172,13 +172,21 @@ def request_model(config: DeploymentConfig):
         else:
             fields[name] = (Optional[typ], Field(spec.default, **kw))
     r = config.retrieval
-    # strict: {"k": false} was taken as k=0 (a bool is an int to Python); the schema says integer and so does the check.
-    fields["k"] = (Optional[int], Field(None, ge=0, le=r.max_k, strict=True, description=f"Contexts to retrieve (default {r.k}, max {r.max_k})."))
+    # {"k": false} was taken as k=0 (a bool is an int to Python); JSON Schema's integer is 4 or 4.0, never false or "4".
+    k_type = Annotated[int, Field(ge=0, le=r.max_k), BeforeValidator(_json_integer)]  # this order: the schema shows the bounds
+    fields["k"] = (Optional[k_type], Field(None, description=f"Contexts to retrieve (default {r.k}, max {r.max_k})."))
     if r.filters:
         keys = Literal[tuple(r.filters)]  # type: ignore[misc]  # the schema names the filterable columns (propertyNames)
         fields["filters"] = (Optional[dict[keys, str]], Field(None, description=f"Equality filters on: {', '.join(r.filters)}."))
     model = create_model(f"{_camel(config.name)}Request", __config__={"extra": "forbid"}, **fields)
     return model
+
+
+def _json_integer(value):
+    """What JSON Schema calls an integer: a number with no fraction; booleans and strings are not."""
+    if isinstance(value, (bool, str)):
+        raise ValueError("must be an integer")
+    return value
 
 
 def _camel(name: str) -> str:

@@ -322,6 +322,9 @@ class InferenceLog(LogReads):
             return written
 
     def close(self) -> None:
+        """Flush and close; a second close (an app whose lifespan is shut down twice) does nothing."""
+        if self._segment.closed:
+            return
         self._flusher.stop()
         self.flush()
         with self._lock:
