@@ -176,8 +176,9 @@ def request_model(config: DeploymentConfig):
     k_type = Annotated[int, Field(ge=0, le=r.max_k), BeforeValidator(_json_integer)]  # this order: the schema shows the bounds
     fields["k"] = (Optional[k_type], Field(None, description=f"Contexts to retrieve (default {r.k}, max {r.max_k})."))
     if r.filters:
-        keys = Literal[tuple(r.filters)]  # type: ignore[misc]  # the schema names the filterable columns (propertyNames)
-        fields["filters"] = (Optional[dict[keys, str]], Field(None, description=f"Equality filters on: {', '.join(r.filters)}."))
+        # The schema names the filterable columns (propertyNames); the pipeline's check says which are allowed.
+        fields["filters"] = (Optional[dict[str, str]], Field(None, description=f"Equality filters on: {', '.join(r.filters)}.",
+                                                             json_schema_extra={"propertyNames": {"enum": list(r.filters)}}))
     model = create_model(f"{_camel(config.name)}Request", __config__={"extra": "forbid"}, **fields)
     return model
 
