@@ -124,7 +124,7 @@ def show(ctx: typer.Context, ref: str = REF, json_out: bool = JSON):
     emit(data, json_out, _render_show)
 
 
-def _short(h) -> str:
+def _abbrev(h) -> str:
     return f"{h[:12]}…" if isinstance(h, str) and len(h) > 12 else str(h)
 
 
@@ -134,15 +134,15 @@ def _render_show(d: dict) -> None:
     if "base_model" in d:
         b = d["base_model"]
         out.print(f"[bold]{esc(b['name'])}[/] (base model) from {esc(b.get('source'))}")
-        out.print(f"  weights sha256 {_short(b.get('weights_sha256') or b.get('source_sha256'))} at {esc(b.get('path'))}")
+        out.print(f"  weights sha256 {_abbrev(b.get('weights_sha256') or b.get('source_sha256'))} at {esc(b.get('path'))}")
         return
     mv = d["model_version"]
     out.print(f"[bold]{esc(mv['ref'])}[/] ({mv['status']}, created {str(mv['created_at'])[:19]})")
     base = (mv.get("lineage") or {}).get("base_model") or {}
-    out.print(f"  base model    {esc(mv['base_model'])} (weights sha256 {_short(base.get('weights_sha256'))})")
+    out.print(f"  base model    {esc(mv['base_model'])} (weights sha256 {_abbrev(base.get('weights_sha256'))})")
     if mv.get("adapter_sha256"):
-        out.print(f"  adapter       sha256 {_short(mv['adapter_sha256'])} at {esc(mv['path'])}")
-    out.print(f"  prompt        {esc(mv['prompt_template'])} v{mv['prompt_template_version']}, encoder {_short(mv['encoder_fingerprint'])}, "
+        out.print(f"  adapter       sha256 {_abbrev(mv['adapter_sha256'])} at {esc(mv['path'])}")
+    out.print(f"  prompt        {esc(mv['prompt_template'])} v{mv['prompt_template_version']}, encoder {_abbrev(mv['encoder_fingerprint'])}, "
               f"budget {mv['max_prompt_tokens']}/{mv['max_answer_tokens']} tokens")
     ds = ((mv.get("lineage") or {}).get("training_dataset") or {}).get("dataset") or {}
     if mv.get("training_dataset"):

@@ -71,6 +71,11 @@ def dpo_arguments(cfg, run_dir, device, *, progress: bool = True):
     t = cfg.train
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and device.type == "cuda")
     schedule = {"cosine": "cosine_with_min_lr", "linear": "linear", "constant": "constant_with_warmup"}[t.schedule]
+    # transformers 5.x names it activation_checkpointing (the old name warns and goes in v6); older: gradient_checkpointing.
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(DPOConfig)}
+    checkpointing = {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": cfg.gradient_checkpointing}
     return DPOConfig(
         output_dir=str(Path(run_dir) / "checkpoints"), seed=t.seed, data_seed=t.seed,
         learning_rate=t.lr, weight_decay=t.weight_decay, warmup_steps=t.warmup_steps, lr_scheduler_type=schedule,
@@ -80,7 +85,7 @@ def dpo_arguments(cfg, run_dir, device, *, progress: bool = True):
         gradient_accumulation_steps=t.grad_accum, logging_steps=t.log_every, report_to="none",
         eval_strategy="steps" if t.eval_every else "no", eval_steps=t.eval_every or None,
         save_strategy="steps" if t.checkpoint_every else "no", save_steps=t.checkpoint_every or 500, save_total_limit=t.keep_checkpoints,
-        bf16=bf16, fp16=False, use_cpu=device.type == "cpu", gradient_checkpointing=cfg.gradient_checkpointing,
+        bf16=bf16, fp16=False, use_cpu=device.type == "cpu", **checkpointing,
         max_length=t.max_seq_len if t.overlong == "truncate" else None, disable_tqdm=not progress, dataloader_num_workers=0,
         beta=cfg.dpo.beta, loss_type=[cfg.dpo.loss_type], label_smoothing=cfg.dpo.label_smoothing,
     )
@@ -104,6 +109,7 @@ def train_dpo(cfg, model, tokenizer, train: list[dict], evals: list[dict], *, ru
 
     from transformers.trainer_utils import get_last_checkpoint
 
+    from llmfti.models.peft_quiet import peft_quiet
     from llmfti.training.model_setup import lora_config
 
     if not train:
@@ -111,11 +117,12 @@ def train_dpo(cfg, model, tokenizer, train: list[dict], evals: list[dict], *, ru
     peft_config = None if hasattr(model, "peft_config") else lora_config(cfg.lora, model)
     args = dpo_arguments(cfg, run_dir, device, progress=progress)
     probe = evals or train
-    trainer = _trainer_class()(model=model, args=args, train_dataset=_dataset(train), eval_dataset=_dataset(probe),
-                               processing_class=tokenizer, peft_config=peft_config)
+    with peft_quiet():  # TRL wraps the model with peft, which reads a deprecated transformers property
+        trainer = _trainer_class()(model=model, args=args, train_dataset=_dataset(train), eval_dataset=_dataset(probe),
+                                   processing_class=tokenizer, peft_config=peft_config)
     checkpoint = get_last_checkpoint(args.output_dir) if resume and Path(args.output_dir).is_dir() else None
     # transformers prints its log lines on stdout; with --json, stdout holds one JSON document only.
-    with contextlib.redirect_stdout(sys.stderr):
+    with contextlib.redirect_stdout(sys.stderr), peft_quiet():
         before = trainer.evaluate()
         started = time.perf_counter()
         out = trainer.train(resume_from_checkpoint=checkpoint)

@@ -50,8 +50,10 @@ class Trainer:
         if cfg.gradient_checkpointing:
             base = peft_model.get_base_model()
             # transformers 5.x renamed it (the old name warns and goes in v6); older releases have only the old one.
-            enable = getattr(base, "activation_checkpointing_enable", None) or base.gradient_checkpointing_enable
-            enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            if hasattr(base, "activation_checkpointing_enable"):
+                base.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+            else:
+                base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         if cfg.compile and device.type == "cuda":
             compile_layers(peft_model)
         self.loss_model = build_loss_model(peft_model, fused=cfg.fused_loss, chunk=cfg.loss_chunk_tokens)
