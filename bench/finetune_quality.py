@@ -124,7 +124,7 @@ def train(variant: str, config: str, max_records: int, seed: int, sets: list[str
         raise SystemExit(f"not registered: {reg}")
     return reg["ref"], {"records": synth.get("documents", {}).get("added"), "dataset": ds["ref"], "examples": ds.get("rows"),
                         "data_s": round(t1 - t0, 1), "finetune_s": round(t2 - t1, 1),
-                        "eval_loss": ft["metrics"].get("eval_loss"), "eval_loss_before": ft["metrics"].get("eval_loss_before")}
+                        "eval_loss": ft["metrics"].get("eval_loss"), "eval_loss_start": ft["metrics"].get("eval_loss_start")}
 
 
 def main() -> None:

@@ -170,7 +170,7 @@ def _retrieval_ordered(record, source, given_rows, top_k, missing, hybrid, featu
     given = given[:top_k]
     given_ids = {g["chunk_id"] for g in given}
     retrieved = source.retrieve(record["question"], top_k, hybrid=hybrid, features=features, where=where)[:top_k]
-    ranked = [{**r, "score": r["score"]} for r in retrieved]
+    ranked = list(retrieved)
     missed = [g for g in given if g["chunk_id"] not in {r["chunk_id"] for r in ranked}]
     others = [r for r in ranked if r["chunk_id"] not in given_ids]
     keep = others[: max(0, top_k - len(given))]
